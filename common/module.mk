@@ -1,0 +1,2 @@
+COMMON_SRCS := common/log.c
+$(eval $(call unit_test,test_log,tests/unit/test_log.c $(COMMON_SRCS)))

@@ -1,0 +1,135 @@
+/* Tenant and host policy: parsed from JSON into a validated, read-only struct. This module
+ * does no I/O beyond reading the files it is given; vmg_policy_parse() works on buffers. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* The resources vmguard meters and limits. Units: CPU in cores; disk in bytes/s or ops/s;
+ * network in bits/s, from the guest's point of view (tx = what the guest sends). */
+enum vmg_resource {
+        VMG_RES_CPU = 0,
+        VMG_RES_DISK_READ_BPS,
+        VMG_RES_DISK_WRITE_BPS,
+        VMG_RES_DISK_READ_IOPS,
+        VMG_RES_DISK_WRITE_IOPS,
+        VMG_RES_NET_RX_BPS,
+        VMG_RES_NET_TX_BPS,
+        VMG_RES_COUNT,
+};
+/* JSON key of the resource: "cpu", "disk_read", "disk_write", "disk_read_iops",
+ * "disk_write_iops", "net_rx", "net_tx". */
+const char *vmg_resource_name(enum vmg_resource r);
+/* Formats a value of resource r in human units ("1.50 cores", "40.0MB/s", "200iops",
+ * "100.0Mbit/s") into buf; returns buf. */
+const char *vmg_resource_format(enum vmg_resource r, double value, char *buf, size_t len);
+
+/* Per resource. 0 in a limit field means "not set". */
+struct vmg_rule {
+        double cap;            /* hard cap: always applied */
+        bool noisy;            /* a noisy-neighbour rule is present */
+        double noisy_above;    /* usage above this makes the VM a suspect */
+        uint64_t noisy_for_ns; /* ... once sustained this long while the host is contended */
+        double throttle_to;    /* limit applied while noisy */
+        double floor;          /* the engine never limits below this */
+        uint64_t calm_for_ns;  /* below noisy_above (or no contention) this long: release */
+};
+
+enum vmg_match_kind { VMG_MATCH_METADATA, VMG_MATCH_NAME_GLOB, VMG_MATCH_UUID };
+
+struct vmg_vm_match {
+        enum vmg_match_kind kind;
+        char *value;
+        int line, column; /* where it was written, for "claimed by two tenants" errors */
+};
+
+struct vmg_tenant {
+        char *name;
+        char *file;
+        struct vmg_vm_match *matches;
+        size_t n_matches;
+        struct vmg_rule rules[VMG_RES_COUNT];
+};
+
+enum vmg_service_kind { VMG_SERVICE_PROCESS, VMG_SERVICE_UNIT };
+
+struct vmg_service {
+        char *name;                 /* label used in logs and metrics */
+        enum vmg_service_kind kind;
+        char *match;                /* process name (comm) or systemd unit name */
+        int priority;               /* 1..10: weight given when raised; higher wins */
+        double max_run_delay_ms;    /* mean run-queue wait per timeslice, 0 = not judged */
+        double max_io_delay_frac;   /* blkio delay seconds per second, 0 = not judged */
+        double max_probe_latency_ms;/* DNS/DHCP probe answer time, 0 = not judged */
+        char *probe_dns;            /* "ADDR[:PORT]/NAME" (optional) */
+};
+
+struct vmg_host_policy {
+        char *file;
+        uint64_t tick_ns;
+        /* Host contention: any one of these over its threshold (fractions 0..1; 0 = off). */
+        double psi_cpu_some;
+        double psi_io_some;
+        double vm_steal;            /* another VM's vCPU run-queue wait per second */
+        /* Engine damping. */
+        uint64_t min_hold_ns;       /* a limit stays at least this long before it moves */
+        double step_down;           /* each tightening multiplies the limit by this (0..1) */
+        double step_up;             /* each loosening multiplies it by this (>1) */
+        struct vmg_service *services;
+        size_t n_services;
+};
+
+struct vmg_policy {
+        struct vmg_host_policy host;
+        struct vmg_tenant *tenants;
+        size_t n_tenants;
+};
+
+/* An error found while loading: "file:line:column: field: message". */
+struct vmg_policy_error {
+        char file[256];
+        int line, column;
+        char field[128];
+        char message[256];
+};
+/* Formats err as "FILE:LINE:COL: FIELD: MESSAGE". */
+const char *vmg_policy_error_format(const struct vmg_policy_error *err, char *buf, size_t len);
+
+/* Parses one tenant file's contents. On success returns 0 and *ret owns a new tenant;
+ * on failure returns -EINVAL (or -ENOMEM) and fills err. "name" is the file path used in
+ * messages. */
+int vmg_tenant_parse(const char *name, const char *buf, size_t len, struct vmg_tenant *ret,
+                     struct vmg_policy_error *err);
+void vmg_tenant_done(struct vmg_tenant *t);
+
+/* Parses the host file's contents (same contract). */
+int vmg_host_policy_parse(const char *name, const char *buf, size_t len,
+                          struct vmg_host_policy *ret, struct vmg_policy_error *err);
+void vmg_host_policy_done(struct vmg_host_policy *h);
+
+/* Loads host_file and every *.json in tenants_dir (sorted by name), validates across files
+ * (a VM claimed by two tenants), and on success hands a new policy to *ret. On any error,
+ * returns negative errno, fills err, and *ret is untouched: a bad set never replaces a good
+ * one. host_file may be NULL (defaults). */
+int vmg_policy_load(const char *host_file, const char *tenants_dir, struct vmg_policy **ret,
+                    struct vmg_policy_error *err);
+struct vmg_policy *vmg_policy_free(struct vmg_policy *p);
+
+/* Which tenant owns a VM: metadata tenant name (may be NULL), domain name, UUID string.
+ * Returns the tenant index or -1 (the VM is unmanaged). */
+int vmg_policy_match(const struct vmg_policy *p, const char *metadata_tenant,
+                     const char *name, const char *uuid);
+
+/* Prints the effective policy (defaults filled in) in human units, for "policy check". */
+void vmg_policy_print(const struct vmg_policy *p, FILE *out);
+
+/* Parses a human value for resource kinds: "1.5 cores"/"150%" (CPU), "50MB/s" (bytes/s,
+ * decimal SI, MiB/s binary), "200iops", "100Mbit/s", durations "30s"/"500ms"/"2m",
+ * fractions "80%". Returns 0 or -EINVAL. */
+int vmg_parse_cpu(const char *s, double *ret);
+int vmg_parse_bytes_rate(const char *s, double *ret);
+int vmg_parse_iops(const char *s, double *ret);
+int vmg_parse_bits_rate(const char *s, double *ret);
+int vmg_parse_duration(const char *s, uint64_t *ret_ns);
+int vmg_parse_fraction(const char *s, double *ret);
