@@ -48,7 +48,10 @@ $(BUILD)/tests/$(1): $(patsubst %.c,$(BUILD)/%.o,$(2))
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
 
-include $(sort $(wildcard */*.mk))
+# Module fragments first; controller/programs.mk last, since programs link objects from
+# every module.
+include $(filter-out controller/programs.mk,$(sort $(wildcard */*.mk)))
+-include controller/programs.mk
 
 all: $(PROGRAMS)
 

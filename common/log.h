@@ -3,7 +3,11 @@
  * "return log_error_errno(r, ...)" logs and propagates in one line. */
 #pragma once
 #include <stdarg.h>
+#include <stdbool.h>
 #include <syslog.h>
+
+/* true when stderr is journald's stream: structured entries then go to the journal. */
+bool log_to_journal(void);
 
 void log_set_max_level(int level);
 int log_get_max_level(void);

@@ -97,27 +97,40 @@ struct vmg_policy_error {
 const char *vmg_policy_error_format(const struct vmg_policy_error *err, char *buf, size_t len);
 
 /* Parses one tenant file's contents. On success returns 0 and *ret owns a new tenant;
- * on failure returns -EINVAL (or -ENOMEM) and fills err. "name" is the file path used in
- * messages. */
+ * on failure returns -EINVAL (or -ENOMEM) and fills err, *ret untouched. "name" is the file
+ * path used in messages; when it ends in ".json" the tenant name must equal its stem. buf
+ * need not be NUL-terminated. Release with vmg_tenant_done(). */
 int vmg_tenant_parse(const char *name, const char *buf, size_t len, struct vmg_tenant *ret,
                      struct vmg_policy_error *err);
+/* Frees what t owns and zeroes it. */
 void vmg_tenant_done(struct vmg_tenant *t);
 
-/* Parses the host file's contents (same contract). */
+/* Parses the host file's contents (same contract); absent keys get their defaults. */
 int vmg_host_policy_parse(const char *name, const char *buf, size_t len,
                           struct vmg_host_policy *ret, struct vmg_policy_error *err);
+/* Frees what h owns and zeroes it. */
 void vmg_host_policy_done(struct vmg_host_policy *h);
 
 /* Loads host_file and every *.json in tenants_dir (sorted by name), validates across files
  * (a VM claimed by two tenants), and on success hands a new policy to *ret. On any error,
  * returns negative errno, fills err, and *ret is untouched: a bad set never replaces a good
- * one. host_file may be NULL (defaults). */
+ * one. host_file may be NULL (defaults); tenants_dir may be NULL (no tenants). A named file
+ * or directory that does not exist is an error (-ENOENT). Only *.json files not starting
+ * with '.' are read. */
 int vmg_policy_load(const char *host_file, const char *tenants_dir, struct vmg_policy **ret,
                     struct vmg_policy_error *err);
+/* Same contract as vmg_policy_load(), with the tenant files named one by one (loaded in the
+ * order given) instead of read from a directory: `vmguard policy check FILES…`. */
+int vmg_policy_load_files(const char *host_file, const char *const *tenant_files,
+                          size_t n_tenant_files, struct vmg_policy **ret,
+                          struct vmg_policy_error *err);
+/* Frees p and everything it owns; returns NULL. */
 struct vmg_policy *vmg_policy_free(struct vmg_policy *p);
 
 /* Which tenant owns a VM: metadata tenant name (may be NULL), domain name, UUID string.
- * Returns the tenant index or -1 (the VM is unmanaged). */
+ * Returns the tenant index or -1 (the VM is unmanaged). Precedence: metadata (naming a
+ * tenant with "metadata": true; otherwise ignored), then UUID (case-insensitive), then name
+ * glob (fnmatch, first tenant in load order). */
 int vmg_policy_match(const struct vmg_policy *p, const char *metadata_tenant,
                      const char *name, const char *uuid);
 

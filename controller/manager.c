@@ -1,0 +1,628 @@
+#include "controller/manager.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-journal.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/macros.h"
+#include "controller/actuator.h"
+#include "controller/blkiotune.h"
+#include "controller/engine.h"
+#include "controller/journal.h"
+#include "controller/monitor.h"
+#include "controller/shaper.h"
+#include "probes/libvirt.h"
+#include "probes/netlink.h"
+
+#define DEFAULT_HOST_FILE "/etc/vmguard/host.json"
+#define DEFAULT_TENANTS_DIR "/etc/vmguard/tenants.d"
+#define DEFAULT_STATE_DIR "/run/vmguard"
+#define STATUS_FILE "status.json"
+
+/* What vmguard has put in force on one guest, per resource (0 = nothing of ours). */
+struct applied {
+        char uuid[VMG_UUID_LEN + 1];
+        double limit[VMG_RES_COUNT];
+        bool unmanaged; /* a permanent write error: hands off this guest, alert raised */
+        bool shaped;    /* some tap of it carries vmguard's tc pieces */
+};
+
+struct vmg_manager {
+        struct vmg_manager_config cfg;
+        char *host_file, *tenants_dir, *state_dir;
+        struct vmg_policy *policy;
+        struct vmg_monitor *mon;
+        struct vmg_libvirt *lv;
+        struct vmg_journal *journal;
+        struct vmg_actuator *act;
+        struct vmg_blkiotune *bt;
+        struct vmg_shaper *shaper;
+        struct vmg_engine_state *engine;
+        struct applied *applied;
+        size_t n_applied;
+        int cgroup_version;
+        uint64_t tick_ns;
+        unsigned long long ticks, actions_total, errors_total;
+        char status[128];
+};
+
+static struct applied *applied_get(struct vmg_manager *m, const char *uuid, bool create) {
+        for (size_t i = 0; i < m->n_applied; i++)
+                if (strcmp(m->applied[i].uuid, uuid) == 0)
+                        return &m->applied[i];
+        if (!create)
+                return NULL;
+        struct applied *p = realloc(m->applied, (m->n_applied + 1) * sizeof *p);
+        if (!p)
+                return NULL;
+        m->applied = p;
+        struct applied *a = &m->applied[m->n_applied++];
+        memset(a, 0, sizeof *a);
+        snprintf(a->uuid, sizeof a->uuid, "%s", uuid);
+        return a;
+}
+
+static void applied_forget(struct vmg_manager *m, const char *uuid) {
+        for (size_t i = 0; i < m->n_applied; i++)
+                if (strcmp(m->applied[i].uuid, uuid) == 0) {
+                        m->applied[i] = m->applied[--m->n_applied];
+                        return;
+                }
+}
+
+static int load_policy(const struct vmg_manager *m, struct vmg_policy **ret) {
+        struct vmg_policy_error err = {};
+        const char *host = m->host_file;
+        /* The host file is optional: without it the defaults apply. */
+        if (host && access(host, F_OK) < 0 && !m->cfg.host_file)
+                host = NULL;
+        const char *tenants = m->tenants_dir;
+        if (!m->cfg.tenants_dir && access(tenants, F_OK) < 0)
+                tenants = NULL; /* no tenants yet: watch and report, throttle nothing */
+        int r = vmg_policy_load(host, tenants, ret, &err);
+        if (r < 0) {
+                char buf[1024];
+                return log_error_errno(r, "policy rejected: %s",
+                                       vmg_policy_error_format(&err, buf, sizeof buf));
+        }
+        return 0;
+}
+
+static int tap_netns(struct vmg_manager *m, const char *tap, const char **ret) {
+        const char *ns = NULL;
+        int r = vmg_netlink_tap_netns(vmg_monitor_netlink(m->mon), tap, &ns);
+        if (r < 0)
+                return r;
+        *ret = ns && *ns ? ns : NULL;
+        return 0;
+}
+
+/* Removes vmguard's tc pieces from every tap of a guest: on release, at stop, and at
+ * start for pieces a killed vmguard left behind (they are recognisable by handle). */
+static void unshape_vm(struct vmg_manager *m, const struct vmg_vm *vm) {
+        for (size_t j = 0; j < vm->dom->n_ifaces; j++) {
+                const char *tap = vm->dom->ifaces[j].tap, *ns = NULL;
+                if (!*tap || tap_netns(m, tap, &ns) < 0)
+                        continue;
+                int r = vmg_shaper_clear(m->shaper, ns, tap);
+                if (r < 0 && r != -ENODEV && r != -ENOENT)
+                        log_warning_errno(r, "guest %s: cannot remove shaping of tap %s: %m",
+                                          vm->dom->name, tap);
+        }
+}
+
+static int restore_everything(struct vmg_manager *m, const char *why) {
+        int r, ret = 0;
+        r = vmg_act_restore_all(m->act);
+        if (r < 0) {
+                log_error_errno(r, "%s: restoring cgroup values failed: %m", why);
+                ret = r;
+        } else if (r > 0)
+                log_notice("%s: restored %d cgroup value(s)", why, r);
+        r = vmg_blkiotune_restore_sync(m->bt, NULL);
+        if (r < 0) {
+                log_error_errno(r, "%s: restoring block I/O tune failed: %m", why);
+                if (!ret)
+                        ret = r;
+        } else if (r > 0)
+                log_notice("%s: restored %d block I/O tune value(s)", why, r);
+        for (size_t i = 0; i < vmg_monitor_n_vms(m->mon); i++)
+                unshape_vm(m, vmg_monitor_vm(m->mon, i));
+        m->n_applied = 0;
+        return ret;
+}
+
+int vmg_manager_rescan(struct vmg_manager *m) {
+        struct vmg_domain *doms = NULL;
+        size_t n = 0;
+        int r = vmg_libvirt_list(m->lv, &doms, &n);
+        if (r < 0)
+                return log_warning_errno(r, "cannot list guests from libvirt: %m");
+        _cleanup_free_ struct vmg_domxml **defs = calloc(n ? n : 1, sizeof *defs);
+        _cleanup_free_ pid_t *pids = calloc(n ? n : 1, sizeof *pids);
+        if (!defs || !pids) {
+                vmg_domains_free(doms, n);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                defs[i] = TAKE_PTR(doms[i].def);
+                pids[i] = doms[i].qemu_pid;
+        }
+        vmg_domains_free(doms, n);
+
+        /* Guests that went away: drop what we remember of them (their cgroups are gone, so
+         * restoring finds nothing to restore and the journal forgets them). */
+        for (size_t i = 0; i < m->n_applied;) {
+                bool present = false;
+                for (size_t k = 0; k < n; k++)
+                        present |= strcmp(defs[k]->uuid, m->applied[i].uuid) == 0;
+                if (present) {
+                        i++;
+                        continue;
+                }
+                log_info("guest %s is gone: releasing what vmguard held for it", m->applied[i].uuid);
+                (void) vmg_act_release(m->act, m->applied[i].uuid);
+                (void) vmg_blkiotune_restore(m->bt, m->applied[i].uuid);
+                applied_forget(m, m->applied[i].uuid);
+        }
+        r = vmg_monitor_set_domains(m->mon, defs, pids, n);
+        if (r < 0)
+                return r;
+        log_debug("watching %zu guest(s)", n);
+        return 0;
+}
+
+int vmg_manager_new(const struct vmg_manager_config *cfg, struct vmg_manager **ret) {
+        _cleanup_(freep) struct vmg_manager *m_alloc = NULL;
+        struct vmg_manager *m = calloc(1, sizeof *m);
+        int r;
+        if (!m)
+                return -ENOMEM;
+        m->cfg = *cfg;
+        m->host_file = strdup(cfg->host_file ? cfg->host_file : DEFAULT_HOST_FILE);
+        m->tenants_dir = strdup(cfg->tenants_dir ? cfg->tenants_dir : DEFAULT_TENANTS_DIR);
+        m->state_dir = strdup(cfg->state_dir ? cfg->state_dir : DEFAULT_STATE_DIR);
+        if (!m->host_file || !m->tenants_dir || !m->state_dir) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = load_policy(m, &m->policy);
+        if (r < 0)
+                goto fail;
+        m->tick_ns = cfg->tick_ns ? cfg->tick_ns : m->policy->host.tick_ns;
+
+        struct vmg_monitor_paths paths = {
+                .cgroup = { .root = cfg->cgroup_root, .proc = cfg->proc_root },
+                .proc_root = cfg->proc_root,
+                .netns_dir = cfg->netns_dir,
+        };
+        r = vmg_monitor_new(&paths, &m->mon);
+        if (r < 0)
+                goto fail;
+        r = vmg_monitor_set_services(m->mon, m->policy->host.services, m->policy->host.n_services);
+        if (r < 0)
+                goto fail;
+
+        struct vmg_cgroup_ctx *cg = vmg_monitor_cgroup(m->mon);
+        struct vmg_actuator_config ac = { .cgroup_version = 1 };
+        if (vmg_cgroup_hier_path(cg, VMG_CG_CPU)) {
+                ac.cpu_root = vmg_cgroup_hier_path(cg, VMG_CG_CPU);
+                ac.blkio_root = vmg_cgroup_hier_path(cg, VMG_CG_BLKIO);
+        } else if (vmg_cgroup_hier_path(cg, VMG_CG_UNIFIED)) {
+                ac.cgroup_version = 2;
+                ac.cpu_root = ac.blkio_root = vmg_cgroup_hier_path(cg, VMG_CG_UNIFIED);
+        } else {
+                r = log_error_errno(ENOENT, "no cpu controller mounted (cgroup v1 cpu or cgroup2): cannot throttle");
+                goto fail;
+        }
+        m->cgroup_version = ac.cgroup_version;
+
+        if (!cfg->dry_run) {
+                if (mkdir(m->state_dir, 0700) < 0 && errno != EEXIST) {
+                        r = log_error_errno(errno, "cannot create state directory %s: %m", m->state_dir);
+                        goto fail;
+                }
+                r = vmg_journal_open(m->state_dir, &m->journal);
+                if (r < 0) {
+                        log_error_errno(r, "cannot open the journal of original values in %s: %m", m->state_dir);
+                        goto fail;
+                }
+                /* Never change a value we could not put back. */
+                r = vmg_journal_check_writable(m->journal);
+                if (r < 0) {
+                        log_error_errno(r, "state directory %s is not writable: refusing to throttle anything: %m",
+                                        m->state_dir);
+                        goto fail;
+                }
+                ac.journal = m->journal;
+                r = vmg_actuator_new(&ac, &m->act);
+                if (r < 0) {
+                        log_error_errno(r, "cannot open cgroup roots %s, %s: %m", ac.cpu_root,
+                                        ac.blkio_root ? ac.blkio_root : "-");
+                        goto fail;
+                }
+                struct vmg_blkiotune_config bc = { .journal = m->journal, .uri = cfg->uri };
+                r = vmg_blkiotune_new(&bc, &m->bt);
+                if (r < 0)
+                        goto fail;
+                struct vmg_shaper_config sc = { .netns_dir = cfg->netns_dir };
+                r = vmg_shaper_new(&sc, &m->shaper);
+                if (r < 0)
+                        goto fail;
+        }
+
+        struct vmg_libvirt_config lc = { .uri = cfg->uri };
+        r = vmg_libvirt_new(&lc, &m->lv);
+        if (r < 0)
+                goto fail;
+        r = vmg_libvirt_start(m->lv);
+        if (r < 0) {
+                log_error_errno(r, "cannot start the libvirt event thread: %m");
+                goto fail;
+        }
+        if (r == 0)
+                log_warning("libvirt at %s is not answering yet; vmguard keeps trying and watches no guest until then",
+                            cfg->uri ? cfg->uri : "qemu:///system");
+        else
+                (void) vmg_manager_rescan(m);
+
+        /* A previous vmguard that crashed or was SIGKILLed may have left limits behind:
+         * put every original back before the first tick. */
+        if (!cfg->dry_run)
+                (void) restore_everything(m, "start-up reconcile");
+
+        r = vmg_engine_state_new(&m->engine);
+        if (r < 0)
+                goto fail;
+        log_info("vmguard started: %zu tenant(s), %zu protected service(s), tick %.2fs, cgroup v%d%s",
+                 m->policy->n_tenants, m->policy->host.n_services, (double) m->tick_ns / 1e9,
+                 m->cgroup_version, cfg->dry_run ? ", dry run: nothing will be changed" : "");
+        *ret = m;
+        return 0;
+fail:
+        vmg_manager_free(m);
+        return r;
+}
+
+struct vmg_manager *vmg_manager_free(struct vmg_manager *m) {
+        if (!m)
+                return NULL;
+        if (m->act && m->mon)
+                (void) restore_everything(m, "stop");
+        vmg_engine_state_free(m->engine);
+        vmg_shaper_free(m->shaper);
+        vmg_blkiotune_free(m->bt);
+        vmg_actuator_free(m->act);
+        vmg_journal_free(m->journal);
+        vmg_libvirt_free(m->lv);
+        vmg_monitor_free(m->mon);
+        vmg_policy_free(m->policy);
+        free(m->applied);
+        free(m->host_file);
+        free(m->tenants_dir);
+        free(m->state_dir);
+        free(m);
+        return NULL;
+}
+
+static const char *blkiotune_param(enum vmg_resource r) {
+        switch (r) {
+        case VMG_RES_DISK_READ_BPS: return "read_bytes_sec";
+        case VMG_RES_DISK_WRITE_BPS: return "write_bytes_sec";
+        case VMG_RES_DISK_READ_IOPS: return "read_iops_sec";
+        case VMG_RES_DISK_WRITE_IOPS: return "write_iops_sec";
+        default: return NULL;
+        }
+}
+
+static int apply_disk(struct vmg_manager *m, const struct vmg_vm *vm, const struct vmg_act_vm *avm,
+                      enum vmg_resource res, double limit) {
+        int ret = 0;
+        unsigned long long v = limit > 0 ? (unsigned long long) limit : 0;
+        for (size_t i = 0; i < vm->dom->n_disks; i++) {
+                const struct vmg_dom_disk *d = &vm->dom->disks[i];
+                /* QEMU's own throttle: the lever that also reaches cache=writeback disks,
+                 * whose writes the host flusher charges to the root cgroup (LAB-NOTES). */
+                int64_t id = vmg_blkiotune_set(m->bt, vm->dom->uuid, vm->dom->name, d->target,
+                                               blkiotune_param(res), v);
+                if (id < 0 && id != -EBUSY)
+                        log_warning_errno((int) id, "guest %s: block I/O tune of %s %s=%llu not queued: %m",
+                                          vm->dom->name, d->target, blkiotune_param(res), v);
+                if (d->dev_error || !d->dev.major || !avm->blkio_dir)
+                        continue;
+                struct vmg_io_limit lim = { VMG_IO_KEEP, VMG_IO_KEEP, VMG_IO_KEEP, VMG_IO_KEEP };
+                uint64_t *slot = res == VMG_RES_DISK_READ_BPS    ? &lim.rbps
+                                 : res == VMG_RES_DISK_WRITE_BPS ? &lim.wbps
+                                 : res == VMG_RES_DISK_READ_IOPS ? &lim.riops
+                                                                 : &lim.wiops;
+                *slot = v;
+                int r = vmg_act_set_io(m->act, avm, d->dev.major, d->dev.minor, &lim);
+                if (r < 0 && !ret)
+                        ret = r;
+        }
+        return ret;
+}
+
+static int apply_net(struct vmg_manager *m, const struct vmg_vm *vm, struct applied *ap) {
+        int ret = 0;
+        for (size_t j = 0; j < vm->dom->n_ifaces; j++) {
+                const char *tap = vm->dom->ifaces[j].tap, *ns = NULL;
+                if (!*tap)
+                        continue;
+                int r = tap_netns(m, tap, &ns);
+                if (r < 0) {
+                        log_warning_errno(r, "guest %s: tap %s not found in any namespace: %m", vm->dom->name, tap);
+                        continue;
+                }
+                r = vmg_shaper_set(m->shaper, ns, tap, ap->limit[VMG_RES_NET_TX_BPS],
+                                   ap->limit[VMG_RES_NET_RX_BPS]);
+                if (r < 0) {
+                        log_warning_errno(r, "guest %s: shaping tap %s%s%s to tx %.0f rx %.0f bit/s failed: %m",
+                                          vm->dom->name, tap, ns ? " in netns " : "", ns ? ns : "",
+                                          ap->limit[VMG_RES_NET_TX_BPS], ap->limit[VMG_RES_NET_RX_BPS]);
+                        if (!ret)
+                                ret = r;
+                } else
+                        ap->shaped = true;
+        }
+        return ret;
+}
+
+static void log_action(const struct vmg_manager *m, const struct vmg_vm *vm,
+                       const struct vmg_action *a, const char *tenant, int r) {
+        char oldv[48], newv[48];
+        vmg_resource_format(a->resource, a->old_limit, oldv, sizeof oldv);
+        vmg_resource_format(a->resource, a->new_limit, newv, sizeof newv);
+        if (a->old_limit <= 0)
+                snprintf(oldv, sizeof oldv, "unlimited");
+        if (a->new_limit <= 0)
+                snprintf(newv, sizeof newv, "unlimited");
+        const char *mode = m->cfg.dry_run ? "dry-run, not applied: " : r < 0 ? "FAILED: " : "";
+        if (log_to_journal())
+                sd_journal_send("MESSAGE=%s%s %s %s -> %s: %s", mode, vmg_action_kind_name(a->kind),
+                                vmg_resource_name(a->resource), oldv, newv, a->reason,
+                                "PRIORITY=%d", r < 0 ? LOG_WARNING : LOG_NOTICE,
+                                "VMGUARD_VM=%s", vm ? vm->dom->name : a->vm, "VMGUARD_UUID=%s", a->uuid,
+                                "VMGUARD_TENANT=%s", tenant, "VMGUARD_RESOURCE=%s",
+                                vmg_resource_name(a->resource), "VMGUARD_ACTION=%s",
+                                vmg_action_kind_name(a->kind), "VMGUARD_OLD=%s", oldv,
+                                "VMGUARD_NEW=%s", newv, "VMGUARD_REASON=%s", a->reason,
+                                r < 0 ? "ERRNO=%d" : NULL, -r, NULL);
+        else
+                fprintf(stderr, "vmguard: %sguest %s tenant %s: %s %s %s -> %s: %s%s%s\n", mode,
+                        a->vm, tenant, vmg_action_kind_name(a->kind), vmg_resource_name(a->resource),
+                        oldv, newv, a->reason, r < 0 ? ": " : "", r < 0 ? strerror(-r) : "");
+}
+
+static int apply_action(struct vmg_manager *m, struct vmg_vm *vm, const struct vmg_action *a) {
+        struct applied *ap = applied_get(m, a->uuid, true);
+        if (!ap)
+                return -ENOMEM;
+        if (ap->unmanaged)
+                return 0;
+        struct vmg_act_vm avm = {
+                .uuid = vm->dom->uuid,
+                .name = vm->dom->name,
+                .cpu_dir = vm->cg ? vmg_cgroup_vm_dir(vm->cg, m->cgroup_version == 2 ? VMG_CG_UNIFIED : VMG_CG_CPU) : NULL,
+                .blkio_dir = vm->cg ? vmg_cgroup_vm_dir(vm->cg, m->cgroup_version == 2 ? VMG_CG_UNIFIED : VMG_CG_BLKIO) : NULL,
+        };
+        int r = 0;
+        ap->limit[a->resource] = a->new_limit;
+        switch (a->resource) {
+        case VMG_RES_CPU:
+                if (!avm.cpu_dir)
+                        return log_warning_errno(ENOENT, "guest %s: no cpu cgroup found: cannot apply CPU limit",
+                                                 vm->dom->name);
+                r = vmg_act_set_cpu(m->act, &avm, a->new_limit);
+                break;
+        case VMG_RES_DISK_READ_BPS:
+        case VMG_RES_DISK_WRITE_BPS:
+        case VMG_RES_DISK_READ_IOPS:
+        case VMG_RES_DISK_WRITE_IOPS:
+                r = apply_disk(m, vm, &avm, a->resource, a->new_limit);
+                break;
+        case VMG_RES_NET_RX_BPS:
+        case VMG_RES_NET_TX_BPS:
+                r = apply_net(m, vm, ap);
+                break;
+        default:
+                return -EINVAL;
+        }
+        if (r < 0 && vmg_act_classify(r) == VMG_ACT_PERMANENT) {
+                /* Stop managing this guest: restore what we changed and alert, rather than
+                 * retry a write the kernel refuses every tick. */
+                ap->unmanaged = true;
+                log_error_errno(r, "guest %s: permanent error applying %s: vmguard stops managing it: %m",
+                                vm->dom->name, vmg_resource_name(a->resource));
+                (void) vmg_act_release(m->act, vm->dom->uuid);
+                (void) vmg_blkiotune_restore(m->bt, vm->dom->uuid);
+                unshape_vm(m, vm);
+        }
+        return r < 0 ? r : 0;
+}
+
+static void write_status(struct vmg_manager *m) {
+        json_t *vms = json_array();
+        size_t throttled = 0;
+        for (size_t i = 0; i < vmg_monitor_n_vms(m->mon); i++) {
+                struct vmg_vm *vm = vmg_monitor_vm(m->mon, i);
+                int t = vmg_policy_match(m->policy, vm->dom->tenant, vm->dom->name, vm->dom->uuid);
+                json_t *res = json_object();
+                bool any = false;
+                for (int k = 0; k < VMG_RES_COUNT; k++) {
+                        struct vmg_engine_limit_info li;
+                        if (vmg_engine_query(m->engine, vm->dom->uuid, k, &li) < 0)
+                                continue;
+                        if (li.limit <= 0 && !li.suspect && !li.changed)
+                                continue;
+                        any |= li.throttled;
+                        json_object_set_new(res, vmg_resource_name(k),
+                                            json_pack("{s:f, s:f, s:b, s:f, s:b, s:s}", "limit", li.limit,
+                                                      "cap", li.cap, "throttled", li.throttled, "usage",
+                                                      li.usage, "suspect", li.suspect, "reason",
+                                                      li.reason ? li.reason : ""));
+                }
+                throttled += any;
+                json_array_append_new(vms, json_pack("{s:s, s:s, s:s?, s:b, s:o}", "name", vm->dom->name,
+                                                     "uuid", vm->dom->uuid, "tenant",
+                                                     t >= 0 ? m->policy->tenants[t].name : NULL,
+                                                     "throttled", any, "resources", res));
+        }
+        const char *why = "";
+        bool contended = vmg_engine_contended(m->engine, &why);
+        json_t *root = json_pack("{s:I, s:b, s:s, s:b, s:o, s:I, s:I}", "ticks", (json_int_t) m->ticks,
+                                 "contended", contended, "contention", why ? why : "", "dry_run",
+                                 m->cfg.dry_run, "vms", vms, "actions_total", (json_int_t) m->actions_total,
+                                 "errors_total", (json_int_t) m->errors_total);
+        snprintf(m->status, sizeof m->status, "%zu guest(s), %zu throttled%s", vmg_monitor_n_vms(m->mon),
+                 throttled, contended ? ", host contended" : "");
+        if (m->cfg.dry_run && access(m->state_dir, W_OK) < 0) {
+                json_decref(root);
+                return;
+        }
+        char tmp[512], dst[512];
+        snprintf(tmp, sizeof tmp, "%s/.%s.tmp", m->state_dir, STATUS_FILE);
+        snprintf(dst, sizeof dst, "%s/%s", m->state_dir, STATUS_FILE);
+        if (json_dump_file(root, tmp, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) == 0) {
+                if (rename(tmp, dst) < 0)
+                        log_debug_errno(errno, "cannot rename %s: %m", tmp);
+        }
+        json_decref(root);
+}
+
+int vmg_manager_tick(struct vmg_manager *m, uint64_t now_ns) {
+        int r = vmg_monitor_sample(m->mon, now_ns);
+        if (r < 0) {
+                m->errors_total++;
+                return r;
+        }
+        m->ticks++;
+        size_t n = vmg_monitor_n_vms(m->mon);
+        _cleanup_free_ struct vmg_engine_vm *evms = calloc(n ? n : 1, sizeof *evms);
+        size_t ns = vmg_monitor_n_services(m->mon);
+        _cleanup_free_ struct vmg_engine_service *esv = calloc(ns ? ns : 1, sizeof *esv);
+        if (!evms || !esv)
+                return -ENOMEM;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct vmg_vm *vm = vmg_monitor_vm(m->mon, i);
+                /* A guest without a fresh interval (vanished, first tick) is left out: the
+                 * engine keeps nothing for guests it does not see. */
+                if (!vm->have_rates)
+                        continue;
+                evms[k++] = (struct vmg_engine_vm){
+                        .uuid = vm->dom->uuid,
+                        .name = vm->dom->name,
+                        .tenant = vmg_policy_match(m->policy, vm->dom->tenant, vm->dom->name, vm->dom->uuid),
+                        .rates = vm->rates,
+                };
+        }
+        size_t ks = 0;
+        for (size_t i = 0; i < ns; i++) {
+                const struct vmg_svc *sv = vmg_monitor_service(m->mon, i);
+                if (!sv->have_rates)
+                        continue;
+                esv[ks++] = (struct vmg_engine_service){ .name = sv->name, .policy_index = (int) i,
+                                                         .rates = sv->rates };
+        }
+        struct vmg_engine_input in = { .now_ns = now_ns, .services = esv, .n_services = ks,
+                                       .vms = evms, .n_vms = k };
+        if (!vmg_monitor_host_rates(m->mon, &in.host))
+                memset(&in.host, 0, sizeof in.host);
+
+        struct vmg_engine_state *next = NULL;
+        struct vmg_action *acts = NULL;
+        size_t n_acts = 0;
+        r = vmg_engine_step(m->policy, m->engine, &in, &next, &acts, &n_acts);
+        if (r < 0) {
+                m->errors_total++;
+                return log_error_errno(r, "decision step failed: %m");
+        }
+        vmg_engine_state_free(m->engine);
+        m->engine = next;
+
+        for (size_t i = 0; i < n_acts; i++) {
+                const struct vmg_action *a = &acts[i];
+                struct vmg_vm *vm = vmg_monitor_find(m->mon, a->uuid);
+                const char *tenant = a->tenant >= 0 && (size_t) a->tenant < m->policy->n_tenants
+                                             ? m->policy->tenants[a->tenant].name : "-";
+                r = 0;
+                if (!m->cfg.dry_run && vm)
+                        r = apply_action(m, vm, a);
+                if (r < 0)
+                        m->errors_total++;
+                m->actions_total++;
+                log_action(m, vm, a, tenant, r);
+        }
+        free(acts);
+        if (m->bt)
+                vmg_manager_on_blkiotune(m);
+        write_status(m);
+        return 0;
+}
+
+int vmg_manager_reload(struct vmg_manager *m) {
+        struct vmg_policy *p = NULL;
+        int r = load_policy(m, &p);
+        if (r < 0) {
+                log_error("reload: keeping the policy in force");
+                return r;
+        }
+        r = vmg_monitor_set_services(m->mon, p->host.services, p->host.n_services);
+        if (r < 0) {
+                vmg_policy_free(p);
+                return r;
+        }
+        vmg_policy_free(m->policy);
+        m->policy = p;
+        if (!m->cfg.tick_ns)
+                m->tick_ns = p->host.tick_ns;
+        log_info("policy reloaded: %zu tenant(s), %zu protected service(s)", p->n_tenants, p->host.n_services);
+        return 0;
+}
+
+int vmg_manager_libvirt_fd(const struct vmg_manager *m) { return vmg_libvirt_event_fd(m->lv); }
+int vmg_manager_blkiotune_fd(const struct vmg_manager *m) { return m->bt ? vmg_blkiotune_fd(m->bt) : -1; }
+
+static void on_event(const struct vmg_libvirt_event *ev, void *userdata) {
+        bool *rescan = userdata;
+        if (ev->type != VMG_LV_DISCONNECTED)
+                *rescan = true;
+        if (ev->type == VMG_LV_DISCONNECTED)
+                log_warning("libvirtd went away; reconnecting, guests keep being sampled from the kernel");
+        else
+                log_debug("libvirt event %s %s", vmg_libvirt_event_name(ev->type), ev->name);
+}
+
+int vmg_manager_on_libvirt(struct vmg_manager *m) {
+        bool rescan = false;
+        int r = vmg_libvirt_drain_events(m->lv, on_event, &rescan);
+        if (r < 0)
+                return r;
+        return rescan ? vmg_manager_rescan(m) : 0;
+}
+
+void vmg_manager_on_blkiotune(struct vmg_manager *m) {
+        struct vmg_blkiotune_result res[16];
+        size_t n;
+        while ((n = vmg_blkiotune_dispatch(m->bt, res, ARRAY_SIZE(res))) > 0) {
+                for (size_t i = 0; i < n; i++)
+                        if (res[i].r < 0) {
+                                m->errors_total++;
+                                log_warning_errno(res[i].r, "guest %s: block I/O tune %s of %s failed: %m",
+                                                  res[i].uuid, res[i].param, res[i].disk);
+                        }
+                if (n < ARRAY_SIZE(res))
+                        break;
+        }
+}
+
+uint64_t vmg_manager_tick_ns(const struct vmg_manager *m) { return m->tick_ns; }
+const char *vmg_manager_status_line(struct vmg_manager *m) { return m->status; }

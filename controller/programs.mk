@@ -1,0 +1,11 @@
+# The programs: linked from every module's sources (this fragment is included last).
+MONITOR_SRCS := controller/monitor.c $(PROBES_SRCS) $(DISCOVERY_SRCS)
+
+VMGUARD_SRCS := controller/vmguard.c controller/top.c controller/cli_policy.c \
+	$(MONITOR_SRCS) $(POLICY_SRCS) $(COMMON_SRCS)
+$(eval $(call program,vmguard,$(VMGUARD_SRCS)))
+
+ACTORS_SRCS := controller/actuator.c controller/journal.c controller/blkiotune.c controller/shaper.c
+VMGUARDD_SRCS := controller/vmguardd.c controller/manager.c controller/engine.c $(ACTORS_SRCS) \
+	$(MONITOR_SRCS) $(POLICY_SRCS) $(COMMON_SRCS)
+$(eval $(call program,vmguardd,$(VMGUARDD_SRCS)))

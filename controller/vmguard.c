@@ -1,0 +1,45 @@
+/* vmguard: the admin's command line. Subcommands look (top), check policies (policy) and
+ * ask the running daemon (status, explain). */
+#include <stdio.h>
+#include <string.h>
+
+#include "controller/commands.h"
+
+#ifndef VMG_VERSION
+#define VMG_VERSION "0.1"
+#endif
+
+static void usage(FILE *out) {
+        fprintf(out,
+                "Usage: vmguard COMMAND [OPTIONS]\n"
+                "\n"
+                "Commands:\n"
+                "  top [--once] [--json] [--interval SEC] [--connect URI]\n"
+                "                     per-VM CPU, disk, network and host services, live\n"
+                "  policy check [--host FILE] [--tenants DIR] [FILES...]\n"
+                "                     validate policy files and print the effective policy\n"
+                "  version            print the version\n");
+}
+
+int main(int argc, char **argv) {
+        if (argc < 2) {
+                usage(stderr);
+                return 2;
+        }
+        const char *cmd = argv[1];
+        if (strcmp(cmd, "top") == 0)
+                return cmd_top(argc - 1, argv + 1);
+        if (strcmp(cmd, "policy") == 0)
+                return cmd_policy(argc - 1, argv + 1);
+        if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+                printf("vmguard %s\n", VMG_VERSION);
+                return 0;
+        }
+        if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+                usage(stdout);
+                return 0;
+        }
+        fprintf(stderr, "vmguard: unknown command '%s'\n", cmd);
+        usage(stderr);
+        return 2;
+}

@@ -1,0 +1,173 @@
+/* vmguardd: watches guests and host services, throttles the noisy guest while it hurts
+ * others, and puts every value back when it stops. sd-event drives the loop: the tick
+ * timer, signals, libvirt lifecycle events and block I/O tune completions. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/macros.h"
+#include "controller/manager.h"
+#include "policies/policy.h"
+
+struct daemon {
+        struct vmg_manager *mgr;
+        sd_event *ev;
+        sd_event_source *timer;
+        uint64_t next_usec;
+};
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct daemon *d = userdata;
+        (void) vmg_manager_tick(d->mgr, usec * 1000);
+        (void) sd_notifyf(false, "STATUS=%s", vmg_manager_status_line(d->mgr));
+        /* Fixed rate, not fixed delay: a slow tick does not stretch the interval; a tick that
+         * fell behind by more than one interval skips ahead instead of bursting. */
+        uint64_t step = vmg_manager_tick_ns(d->mgr) / 1000;
+        d->next_usec += step;
+        if (d->next_usec <= usec)
+                d->next_usec = usec + step;
+        (void) sd_event_source_set_time(s, d->next_usec);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct daemon *d = userdata;
+        (void) s;
+        (void) si;
+        (void) sd_notify(false, "RELOADING=1");
+        (void) vmg_manager_reload(d->mgr);
+        (void) sd_notify(false, "READY=1");
+        return 0;
+}
+
+static int on_libvirt(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        (void) s;
+        (void) fd;
+        (void) revents;
+        (void) vmg_manager_on_libvirt(((struct daemon *) userdata)->mgr);
+        return 0;
+}
+
+static int on_blkiotune(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        (void) s;
+        (void) fd;
+        (void) revents;
+        vmg_manager_on_blkiotune(((struct daemon *) userdata)->mgr);
+        return 0;
+}
+
+static void usage(FILE *out) {
+        fprintf(out,
+                "Usage: vmguardd [OPTIONS]\n"
+                "  --host FILE          host policy (default /etc/vmguard/host.json)\n"
+                "  --tenants DIR        tenant policies (default /etc/vmguard/tenants.d)\n"
+                "  --connect URI        libvirt URI (default qemu:///system)\n"
+                "  --state-dir DIR      where original values are remembered (default /run/vmguard)\n"
+                "  --tick SEC           override the host policy's tick\n"
+                "  --dry-run            decide and log everything, change nothing\n"
+                "  --cgroup-root DIR, --proc-root DIR, --netns-dir DIR   kernel paths (tests)\n"
+                "  -v, --verbose        debug logging\n");
+}
+
+int main(int argc, char **argv) {
+        static const struct option opts[] = {
+                { "host", required_argument, NULL, 'H' },     { "tenants", required_argument, NULL, 'T' },
+                { "connect", required_argument, NULL, 'c' },  { "state-dir", required_argument, NULL, 's' },
+                { "tick", required_argument, NULL, 't' },     { "dry-run", no_argument, NULL, 'n' },
+                { "cgroup-root", required_argument, NULL, 'C' }, { "proc-root", required_argument, NULL, 'P' },
+                { "netns-dir", required_argument, NULL, 'N' }, { "verbose", no_argument, NULL, 'v' },
+                { "help", no_argument, NULL, 'h' },           {},
+        };
+        struct vmg_manager_config cfg = {};
+        int c;
+        while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+                switch (c) {
+                case 'H': cfg.host_file = optarg; break;
+                case 'T': cfg.tenants_dir = optarg; break;
+                case 'c': cfg.uri = optarg; break;
+                case 's': cfg.state_dir = optarg; break;
+                case 't': {
+                        uint64_t ns;
+                        if (vmg_parse_duration(optarg, &ns) < 0 || ns < 50 * NSEC_PER_MSEC) {
+                                fprintf(stderr, "vmguardd: --tick: '%s' is not a duration of at least 50ms (e.g. 1s, 500ms)\n", optarg);
+                                return 2;
+                        }
+                        cfg.tick_ns = ns;
+                        break;
+                }
+                case 'n': cfg.dry_run = true; break;
+                case 'C': cfg.cgroup_root = optarg; break;
+                case 'P': cfg.proc_root = optarg; break;
+                case 'N': cfg.netns_dir = optarg; break;
+                case 'v': log_set_max_level(LOG_DEBUG); break;
+                case 'h': usage(stdout); return 0;
+                default: usage(stderr); return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "vmguardd: unexpected argument '%s'\n", argv[optind]);
+                return 2;
+        }
+        if (geteuid() != 0 && !cfg.dry_run) {
+                fprintf(stderr, "vmguardd: must run as root to write cgroup limits and tc rules (or use --dry-run)\n");
+                return 1;
+        }
+
+        struct daemon d = {};
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        /* A closed pipe to a client must not kill the daemon while guests are throttled. */
+        signal(SIGPIPE, SIG_IGN);
+
+        int r = vmg_manager_new(&cfg, &d.mgr);
+        if (r < 0) {
+                fprintf(stderr, "vmguardd: cannot start: %s\n", strerror(-r));
+                return 1;
+        }
+        r = sd_event_default(&d.ev);
+        if (r < 0)
+                goto out;
+        /* SIGTERM/SIGINT end the loop; the manager's free restores every original value. */
+        if ((r = sd_event_add_signal(d.ev, NULL, SIGTERM, NULL, NULL)) < 0 ||
+            (r = sd_event_add_signal(d.ev, NULL, SIGINT, NULL, NULL)) < 0 ||
+            (r = sd_event_add_signal(d.ev, NULL, SIGHUP, on_sighup, &d)) < 0)
+                goto out;
+        r = sd_event_add_io(d.ev, NULL, vmg_manager_libvirt_fd(d.mgr), EPOLLIN, on_libvirt, &d);
+        if (r < 0)
+                goto out;
+        if (vmg_manager_blkiotune_fd(d.mgr) >= 0) {
+                r = sd_event_add_io(d.ev, NULL, vmg_manager_blkiotune_fd(d.mgr), EPOLLIN, on_blkiotune, &d);
+                if (r < 0)
+                        goto out;
+        }
+        uint64_t now;
+        sd_event_now(d.ev, CLOCK_MONOTONIC, &now);
+        d.next_usec = now;
+        r = sd_event_add_time(d.ev, &d.timer, CLOCK_MONOTONIC, now, 0, on_tick, &d);
+        if (r < 0)
+                goto out;
+        (void) sd_event_set_watchdog(d.ev, true);
+        (void) sd_notify(false, "READY=1\nSTATUS=watching guests");
+        r = sd_event_loop(d.ev);
+out:
+        if (r < 0)
+                log_error_errno(r, "event loop failed: %m");
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=restoring original values");
+        sd_event_source_unref(d.timer);
+        sd_event_unref(d.ev);
+        vmg_manager_free(d.mgr);
+        log_info("vmguard stopped; every value it changed was put back");
+        return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,245 @@
+/* Host-service probes; see services.h for the contracts. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libproc2/pids.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/macros.h"
+#include "probes/services.h"
+
+/* The kernel keeps TASK_COMM_LEN - 1 bytes of a process name. */
+#define COMM_MAX 15
+/* A unit with more sub-cgroups than this is not a DNS/DHCP daemon. */
+#define UNIT_MAX_CGROUPS 256
+
+struct pidvec {
+        pid_t *v;
+        size_t n, cap;
+};
+
+static int pidvec_add(struct pidvec *pv, pid_t pid) {
+        if (pv->n == pv->cap) {
+                size_t ncap = pv->cap ? pv->cap * 2 : 16;
+                pid_t *nv = realloc(pv->v, ncap * sizeof(*nv));
+                if (!nv)
+                        return -ENOMEM;
+                pv->v = nv;
+                pv->cap = ncap;
+        }
+        pv->v[pv->n++] = pid;
+        return 0;
+}
+
+static int cmp_pid(const void *a, const void *b) {
+        pid_t x = *(const pid_t *) a, y = *(const pid_t *) b;
+        return (x > y) - (x < y);
+}
+
+static void pidvec_finish(struct pidvec *pv, pid_t **ret, size_t *n) {
+        if (pv->n)
+                qsort(pv->v, pv->n, sizeof(*pv->v), cmp_pid);
+        *ret = pv->v;
+        *n = pv->n;
+}
+
+static bool comm_matches(const char *have, const char *want) {
+        return strncmp(have, want, COMM_MAX) == 0;
+}
+
+int vmg_service_pids_by_comm(struct vmg_procfs *p, const char *comm, pid_t **ret, size_t *n) {
+        _cleanup_free_ pid_t *all = NULL;
+        size_t n_all = 0;
+        struct pidvec pv = { 0 };
+        int r = vmg_procfs_list_pids(p, &all, &n_all);
+        if (r < 0)
+                return log_error_errno(r, "Cannot list %s: %m", vmg_procfs_root(p));
+        for (size_t i = 0; i < n_all; i++) {
+                char have[64];
+                if (vmg_procfs_comm(p, all[i], 0, have, sizeof(have)) < 0)
+                        continue; /* exited while scanning */
+                if (comm_matches(have, comm) && pidvec_add(&pv, all[i]) < 0) {
+                        free(pv.v);
+                        return -ENOMEM;
+                }
+        }
+        pidvec_finish(&pv, ret, n);
+        return 0;
+}
+
+int vmg_service_pids_by_comm_live(const char *comm, pid_t **ret, size_t *n) {
+        enum pids_item items[] = { PIDS_ID_PID, PIDS_CMD };
+        enum { I_PID, I_CMD };
+        struct pids_info *info = NULL;
+        struct pidvec pv = { 0 };
+        int r = procps_pids_new(&info, items, (int) ARRAY_SIZE(items));
+        if (r < 0)
+                return log_error_errno(r == -ENOMEM ? ENOMEM : EIO, "libproc2: procps_pids_new failed: %d", r);
+        struct pids_fetch *f = procps_pids_reap(info, PIDS_FETCH_TASKS_ONLY);
+        if (!f) {
+                procps_pids_unref(&info);
+                return log_error_errno(EIO, "libproc2: procps_pids_reap failed");
+        }
+        for (int i = 0; i < f->counts->total; i++) {
+                const char *cmd = PIDS_VAL(I_CMD, str, f->stacks[i], info);
+                if (!cmd || !comm_matches(cmd, comm))
+                        continue;
+                if (pidvec_add(&pv, PIDS_VAL(I_PID, s_int, f->stacks[i], info)) < 0) {
+                        free(pv.v);
+                        procps_pids_unref(&info);
+                        return -ENOMEM;
+                }
+        }
+        procps_pids_unref(&info);
+        pidvec_finish(&pv, ret, n);
+        return 0;
+}
+
+/* Adds the PIDs of cgroup.procs in dirfd and, recursively, in its sub-cgroups. Symlinks
+ * are not followed; *budget bounds the walk. */
+static int collect_procs(int dirfd, struct pidvec *pv, unsigned *budget) {
+        int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0) {
+                FILE *f = fdopen(fd, "re");
+                if (!f) {
+                        close(fd);
+                        return -ENOMEM;
+                }
+                long pid;
+                while (fscanf(f, "%ld", &pid) == 1)
+                        if (pid > 0 && pidvec_add(pv, (pid_t) pid) < 0) {
+                                fclose(f);
+                                return -ENOMEM;
+                        }
+                fclose(f);
+        }
+        int dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return 0;
+        DIR *d = fdopendir(dfd);
+        if (!d) {
+                close(dfd);
+                return -ENOMEM;
+        }
+        int r = 0;
+        struct dirent *de;
+        while (r == 0 && (de = readdir(d))) {
+                if (de->d_name[0] == '.' || (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
+                        continue;
+                if (*budget == 0)
+                        break;
+                (*budget)--;
+                int cfd = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (cfd < 0)
+                        continue;
+                r = collect_procs(cfd, pv, budget);
+                close(cfd);
+        }
+        closedir(d);
+        return r;
+}
+
+int vmg_service_pids_by_unit(struct vmg_cgroup_ctx *c, const char *unit, pid_t **ret, size_t *n) {
+        static const enum vmg_cg_hier order[] = { VMG_CG_SYSTEMD, VMG_CG_UNIFIED };
+        for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
+                _cleanup_free_ char *rel = NULL;
+                int r = vmg_cgroup_find_dir(c, order[i], unit, &rel);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        return r;
+                _cleanup_close_ int fd = openat(vmg_cgroup_hier_fd(c, order[i]), rel,
+                                                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        return log_debug_errno(errno, "Unit %s: cannot open %s/%s: %m", unit,
+                                               vmg_cgroup_hier_path(c, order[i]), rel);
+                struct pidvec pv = { 0 };
+                unsigned budget = UNIT_MAX_CGROUPS;
+                r = collect_procs(fd, &pv, &budget);
+                if (r < 0) {
+                        free(pv.v);
+                        return r;
+                }
+                log_debug("Unit %s: %zu processes in %s/%s", unit, pv.n,
+                          vmg_cgroup_hier_path(c, order[i]), rel);
+                pidvec_finish(&pv, ret, n);
+                return 0;
+        }
+        return log_debug_errno(ENOENT, "Unit %s: no cgroup of that name", unit);
+}
+
+int vmg_service_find(struct vmg_procfs *p, struct vmg_cgroup_ctx *c, enum vmg_service_kind kind,
+                     const char *match, bool live, pid_t **ret, size_t *n) {
+        switch (kind) {
+        case VMG_SERVICE_PROCESS:
+                return live ? vmg_service_pids_by_comm_live(match, ret, n)
+                            : vmg_service_pids_by_comm(p, match, ret, n);
+        case VMG_SERVICE_UNIT:
+                if (!c)
+                        return -EINVAL;
+                return vmg_service_pids_by_unit(c, match, ret, n);
+        }
+        return -EINVAL;
+}
+
+/* Adds one process's threads. Returns 0, -ENOENT (process gone), -EINVAL. */
+static int read_one(struct vmg_procfs *p, pid_t pid, struct vmg_service_counters *acc) {
+        struct vmg_pid_stat st;
+        _cleanup_free_ pid_t *tids = NULL;
+        size_t n_tids = 0;
+        /* utime/stime of the process include its exited threads; per-thread stat does not. */
+        int r = vmg_procfs_pid_stat(p, pid, 0, &st);
+        if (r < 0)
+                return r;
+        r = vmg_procfs_list_tids(p, pid, &tids, &n_tids);
+        if (r < 0)
+                return r;
+        uint64_t wait = 0, slices = 0, blk = 0;
+        for (size_t i = 0; i < n_tids; i++) {
+                struct vmg_schedstat ss;
+                struct vmg_pid_stat ts;
+                r = vmg_procfs_schedstat(p, pid, tids[i], &ss);
+                if (r == -ENOENT)
+                        continue; /* thread exited */
+                if (r < 0)
+                        return r;
+                wait += ss.wait_ns;
+                slices += ss.timeslices;
+                /* field 42 in /proc/PID/stat is the leader's alone */
+                r = vmg_procfs_pid_stat(p, pid, tids[i], &ts);
+                if (r == 0)
+                        blk += ts.blkio_ticks;
+                else if (r != -ENOENT)
+                        return r;
+        }
+        acc->cpu_ns += vmg_procfs_ticks_to_ns(st.utime_ticks + st.stime_ticks);
+        acc->run_delay_ns += wait;
+        acc->nr_timeslices += slices;
+        acc->blkio_delay_ns += vmg_procfs_ticks_to_ns(blk);
+        acc->n_pids++;
+        return 0;
+}
+
+int vmg_service_read(struct vmg_procfs *p, const pid_t *pids, size_t n, bool delayacct,
+                     struct vmg_service_counters *ret) {
+        struct vmg_service_counters acc = { .ts_ns = ret->ts_ns };
+        for (size_t i = 0; i < n; i++) {
+                int r = read_one(p, pids[i], &acc);
+                if (r == -ENOENT) {
+                        log_debug("Service process %d in %s vanished", (int) pids[i], vmg_procfs_root(p));
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+        }
+        acc.valid = acc.n_pids > 0;
+        acc.blkio_delay_valid = acc.valid && delayacct;
+        if (!acc.blkio_delay_valid)
+                acc.blkio_delay_ns = 0;
+        *ret = acc;
+        return 0;
+}

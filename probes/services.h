@@ -1,0 +1,39 @@
+/* Protected host services (dnsmasq, unbound, …): find their processes by name or by
+ * systemd unit and sum their CPU, run-queue wait and block-I/O delay over every thread.
+ * The victims' side of contention: their waits tell whether a noisy guest hurts. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "policies/policy.h"
+#include "probes/cgroup.h"
+#include "probes/procfs.h"
+#include "probes/sample.h"
+
+/* Processes whose comm equals comm (compared on the kernel's 15 bytes), scanning the
+ * injectable proc root. *ret is malloc'ed and sorted (NULL with *n == 0 when none).
+ * Returns 0, -ENOMEM, -errno of listing the proc root. */
+int vmg_service_pids_by_comm(struct vmg_procfs *p, const char *comm, pid_t **ret, size_t *n);
+
+/* Same through libproc2, which always reads the real /proc: the daemon's live scan.
+ * Returns 0, -ENOMEM, -EIO when libproc2 fails. */
+int vmg_service_pids_by_comm_live(const char *comm, pid_t **ret, size_t *n);
+
+/* Processes in the unit's cgroup and its sub-cgroups: a directory named unit found in the
+ * name=systemd hierarchy, else in the unified one. Returns 0 (possibly no PIDs: a unit
+ * that is stopped), -ENOENT when no such cgroup exists, -ENOMEM. */
+int vmg_service_pids_by_unit(struct vmg_cgroup_ctx *c, const char *unit, pid_t **ret, size_t *n);
+
+/* Dispatch on the policy's kind: VMG_SERVICE_PROCESS scans p (or libproc2 when live is
+ * true), VMG_SERVICE_UNIT walks c. Returns as the functions above; -EINVAL on an unknown
+ * kind or a NULL c for a unit. */
+int vmg_service_find(struct vmg_procfs *p, struct vmg_cgroup_ctx *c, enum vmg_service_kind kind,
+                     const char *match, bool live, pid_t **ret, size_t *n);
+
+/* Sums utime+stime (process), and per thread schedstat wait/timeslices and stat field 42
+ * into ret (ts_ns untouched). delayacct: kernel.task_delayacct, gives blkio_delay_valid.
+ * PIDs that exited meanwhile are skipped; ret->n_pids counts the ones read and ret->valid
+ * is false when none was. Returns 0, -ENOMEM, -EINVAL on unparsable content. */
+int vmg_service_read(struct vmg_procfs *p, const pid_t *pids, size_t n, bool delayacct,
+                     struct vmg_service_counters *ret);

@@ -1,0 +1,174 @@
+/* Host-service probes: PIDs by comm on a fake /proc, by systemd unit on a fake cgroup tree,
+ * counters summed over processes and threads; live: libproc2's scan agrees with ours. */
+#include "tests/fixtures/fake_tree.h"
+
+#include "common/log.h"
+#include "common/macros.h"
+#include "probes/services.h"
+#include "tests/harness.h"
+
+/* dnsmasq 101 (two threads), dnsmasq 102 (helper), and an unrelated bash. */
+static void build_proc(const char *root) {
+        fx_write(root, "proc/101/comm", "dnsmasq\n");
+        fx_write(root, "proc/101/stat", "101 (dnsmasq) S 1 101 101 0 -1 4194560 6806 100852 0 35 "
+                                        "10 27 319 359 20 0 1 0 29925 5365760 1057 18446744073709551615 "
+                                        "1 1 0 0 0 0 65536 4 1132560123 1 0 0 17 1 0 0 3 0 0\n");
+        fx_write(root, "proc/101/task/101/stat", "101 (dnsmasq) S 1 101 101 0 -1 4194560 6806 100852 0 "
+                                                 "35 6 20 319 359 20 0 1 0 29925 5365760 1057 "
+                                                 "18446744073709551615 1 1 0 0 0 0 65536 4 1132560123 1 "
+                                                 "0 0 17 1 0 0 3 0 0\n");
+        fx_write(root, "proc/101/task/101/schedstat", FX_SCHEDSTAT_BASH);
+        fx_write(root, "proc/101/task/105/stat", "105 (dnsmasq) S 1 101 101 0 -1 4194560 0 0 0 0 4 7 0 0 "
+                                                 "20 0 1 0 29925 5365760 1057 18446744073709551615 1 1 0 0 0 "
+                                                 "0 65536 4 1132560123 1 0 0 17 1 0 0 2 0 0\n");
+        fx_write(root, "proc/101/task/105/schedstat", FX_SCHEDSTAT_SELF);
+        fx_write(root, "proc/102/comm", "dnsmasq\n");
+        fx_write(root, "proc/102/stat", FX_PID_STAT_PLAIN);
+        fx_write(root, "proc/102/task/102/stat", FX_PID_STAT_PLAIN);
+        fx_write(root, "proc/102/task/102/schedstat", FX_SCHEDSTAT_1);
+        fx_write(root, "proc/3805/comm", "bash\n");
+        fx_write(root, "proc/3805/stat", FX_PID_STAT_TRICKY);
+        fx_write(root, "proc/3805/task/3805/schedstat", FX_SCHEDSTAT_BASH);
+}
+
+static void test_by_comm_and_read(void) {
+        char tmp[PATH_MAX], proc[PATH_MAX + 8];
+        struct vmg_procfs *p = NULL;
+        pid_t *pids = NULL;
+        size_t n = 0;
+        struct vmg_service_counters c = { .ts_ns = 77 };
+
+        fx_tmpdir(tmp, sizeof(tmp));
+        build_proc(tmp);
+        snprintf(proc, sizeof(proc), "%s/proc", tmp);
+        CHECK_INT(vmg_procfs_new(proc, &p), 0);
+        if (!p)
+                return;
+
+        T_CASE("pids by comm");
+        CHECK_INT(vmg_service_pids_by_comm(p, "dnsmasq", &pids, &n), 0);
+        CHECK_INT(n, 2);
+        if (n == 2)
+                CHECK(pids[0] == 101 && pids[1] == 102);
+        free(pids);
+        CHECK_INT(vmg_service_pids_by_comm(p, "unbound", &pids, &n), 0);
+        CHECK_INT(n, 0);
+        free(pids);
+        T_CASE("comm compared on 15 bytes");
+        fx_write(tmp, "proc/103/comm", "systemd-resolve\n");
+        CHECK_INT(vmg_service_pids_by_comm(p, "systemd-resolved", &pids, &n), 0);
+        CHECK_INT(n, 1);
+        free(pids);
+        fx_rmtree(tmp, "proc/103");
+
+        T_CASE("sum over processes and threads, delayacct on");
+        pid_t want[] = { 101, 102 };
+        CHECK_INT(vmg_service_read(p, want, 2, true, &c), 0);
+        CHECK(c.valid);
+        CHECK_INT(c.n_pids, 2);
+        CHECK_U64(c.ts_ns, 77);
+        /* process utime+stime: (10+27) + (232+404) ticks */
+        CHECK_U64(c.cpu_ns, vmg_procfs_ticks_to_ns(10 + 27 + 232 + 404));
+        CHECK_U64(c.run_delay_ns, 400558940ULL + 351496ULL + 34960317ULL);
+        CHECK_U64(c.nr_timeslices, 258 + 3 + 418);
+        /* field 42 per thread: 3 + 2 (pid 101) + 57 (pid 102) */
+        CHECK(c.blkio_delay_valid);
+        CHECK_U64(c.blkio_delay_ns, vmg_procfs_ticks_to_ns(3 + 2 + 57));
+
+        T_CASE("delayacct off, a pid vanished");
+        pid_t some[] = { 101, 4444 };
+        CHECK_INT(vmg_service_read(p, some, 2, false, &c), 0);
+        CHECK(c.valid);
+        CHECK_INT(c.n_pids, 1);
+        CHECK(!c.blkio_delay_valid);
+        CHECK_U64(c.blkio_delay_ns, 0);
+
+        T_CASE("all gone");
+        pid_t gone[] = { 4444 };
+        CHECK_INT(vmg_service_read(p, gone, 1, true, &c), 0);
+        CHECK(!c.valid);
+        CHECK_INT(c.n_pids, 0);
+
+        T_CASE("unparsable schedstat");
+        fx_write(tmp, "proc/102/task/102/schedstat", "garbage\n");
+        CHECK_INT(vmg_service_read(p, want, 2, true, &c), -EINVAL);
+        vmg_procfs_free(p);
+        fx_rmtree(tmp, "");
+}
+
+static void test_by_unit(void) {
+        char tmp[PATH_MAX], mi[PATH_MAX + 16], root[PATH_MAX + 16];
+        struct vmg_cgroup_ctx *ctx = NULL;
+        pid_t *pids = NULL;
+        size_t n = 0;
+
+        fx_tmpdir(tmp, sizeof(tmp));
+        snprintf(mi, sizeof(mi), "%s/mountinfo", tmp);
+        snprintf(root, sizeof(root), "%s/cg", tmp);
+        fx_write(tmp, "mountinfo", FX_MOUNTINFO_HYBRID);
+        fx_mkdir(tmp, "cg/cpu");
+        fx_mkdir(tmp, "cg/unified/system.slice/dnsmasq.service");
+        fx_write(tmp, "cg/systemd/system.slice/dnsmasq.service/cgroup.procs", "101\n102\n");
+        fx_write(tmp, "cg/systemd/system.slice/dnsmasq.service/helper/cgroup.procs", "110\n");
+        fx_write(tmp, "cg/systemd/system.slice/unbound.service/cgroup.procs", "");
+        fx_write(tmp, "cg/systemd/user.slice/cgroup.procs", "3805\n");
+        struct vmg_cgroup_paths paths = { .root = root, .mountinfo = mi, .proc = tmp };
+        CHECK_INT(vmg_cgroup_ctx_new(&paths, &ctx), 0);
+        if (!ctx)
+                return;
+
+        T_CASE("pids by unit, sub-cgroups included");
+        CHECK_INT(vmg_service_pids_by_unit(ctx, "dnsmasq.service", &pids, &n), 0);
+        CHECK_INT(n, 3);
+        if (n == 3)
+                CHECK(pids[0] == 101 && pids[1] == 102 && pids[2] == 110);
+        free(pids);
+        T_CASE("stopped unit: cgroup with no processes");
+        CHECK_INT(vmg_service_pids_by_unit(ctx, "unbound.service", &pids, &n), 0);
+        CHECK_INT(n, 0);
+        free(pids);
+        T_CASE("unknown unit");
+        CHECK_INT(vmg_service_pids_by_unit(ctx, "named.service", &pids, &n), -ENOENT);
+        T_CASE("dispatch on the policy kind");
+        CHECK_INT(vmg_service_find(NULL, ctx, VMG_SERVICE_UNIT, "dnsmasq.service", false, &pids, &n), 0);
+        CHECK_INT(n, 3);
+        free(pids);
+        CHECK_INT(vmg_service_find(NULL, NULL, VMG_SERVICE_UNIT, "dnsmasq.service", false, &pids, &n), -EINVAL);
+        vmg_cgroup_ctx_free(ctx);
+        fx_rmtree(tmp, "");
+}
+
+/* libproc2 reads the real /proc: it must find this very process, as our scan does. */
+static void test_live(void) {
+        struct vmg_procfs *p = NULL;
+        pid_t *a = NULL, *b = NULL;
+        size_t na = 0, nb = 0;
+        struct vmg_service_counters c = { 0 };
+        pid_t self = getpid();
+        bool found_a = false, found_b = false;
+
+        T_CASE("live: libproc2 and readdir scans agree on ourselves");
+        CHECK_INT(vmg_procfs_new(NULL, &p), 0);
+        CHECK_INT(vmg_service_pids_by_comm_live("test_services", &a, &na), 0);
+        CHECK_INT(vmg_service_pids_by_comm(p, "test_services", &b, &nb), 0);
+        for (size_t i = 0; i < na; i++)
+                found_a |= a[i] == self;
+        for (size_t i = 0; i < nb; i++)
+                found_b |= b[i] == self;
+        CHECK(found_a);
+        CHECK(found_b);
+        T_CASE("live: our own counters");
+        CHECK_INT(vmg_service_read(p, &self, 1, false, &c), 0);
+        CHECK(c.valid && c.n_pids == 1 && c.nr_timeslices > 0);
+        free(a);
+        free(b);
+        vmg_procfs_free(p);
+}
+
+int main(void) {
+        log_set_max_level(LOG_EMERG);
+        test_by_comm_and_read();
+        test_by_unit();
+        test_live();
+        return t_summary();
+}
