@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <systemd/sd-journal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -25,6 +26,15 @@
 #define DEFAULT_TENANTS_DIR "/etc/vmguard/tenants.d"
 #define DEFAULT_STATE_DIR "/run/vmguard"
 #define STATUS_FILE "status.json"
+#ifndef VMG_DAEMON_VERSION
+#define VMG_DAEMON_VERSION "0.1"
+#endif
+
+static uint64_t now_mono_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * NSEC_PER_SEC + (uint64_t) ts.tv_nsec;
+}
 
 /* What vmguard has put in force on one guest, per resource (0 = nothing of ours). */
 struct applied {
@@ -50,6 +60,8 @@ struct vmg_manager {
         int cgroup_version;
         uint64_t tick_ns;
         unsigned long long ticks, actions_total, errors_total;
+        unsigned long long actions_by_kind[VMG_ACT_CAP + 1];
+        uint64_t last_tick_ns, last_tick_duration_ns;
         char status[128];
 };
 
@@ -448,7 +460,55 @@ static int apply_action(struct vmg_manager *m, struct vmg_vm *vm, const struct v
         return r < 0 ? r : 0;
 }
 
-static void write_status(struct vmg_manager *m) {
+static json_t *json_num_or_null(bool valid, double v) { return valid ? json_real(v) : json_null(); }
+
+static json_t *vm_usage_json(const struct vmg_vm *vm) {
+        const struct vmg_vm_rates *r = &vm->rates;
+        const struct vmg_vm_counters *c = &vm->cur;
+        bool ok = vm->have_rates;
+        uint64_t rb = 0, wb = 0, ri = 0, wi = 0, txb = 0, rxb = 0, txp = 0, rxp = 0;
+        for (size_t i = 0; i < c->n_devs; i++) {
+                rb += c->devs[i].rbytes;
+                wb += c->devs[i].wbytes;
+                ri += c->devs[i].rios;
+                wi += c->devs[i].wios;
+        }
+        for (size_t i = 0; i < c->n_ifaces; i++) {
+                /* The tap's rx is what the guest sent. */
+                txb += c->ifaces[i].rx_bytes;
+                rxb += c->ifaces[i].tx_bytes;
+                txp += c->ifaces[i].rx_packets;
+                rxp += c->ifaces[i].tx_packets;
+        }
+        json_t *u = json_object();
+        json_object_set_new(u, "cpu_cores", json_num_or_null(ok && r->cpu_valid, r->cpu_cores));
+        json_object_set_new(u, "vcpu_delay_frac", json_num_or_null(ok && r->vcpu_delay_valid, r->vcpu_delay_frac));
+        json_object_set_new(u, "disk_read_bytes_per_s", json_num_or_null(ok && r->disk_valid, r->disk_read_Bps));
+        json_object_set_new(u, "disk_write_bytes_per_s", json_num_or_null(ok && r->disk_valid, r->disk_write_Bps));
+        json_object_set_new(u, "disk_read_iops", json_num_or_null(ok && r->disk_valid, r->disk_read_iops));
+        json_object_set_new(u, "disk_write_iops", json_num_or_null(ok && r->disk_valid, r->disk_write_iops));
+        json_object_set_new(u, "net_tx_bits_per_s", json_num_or_null(ok && r->net_valid, r->net_tx_bps));
+        json_object_set_new(u, "net_rx_bits_per_s", json_num_or_null(ok && r->net_valid, r->net_rx_bps));
+        json_object_set_new(u, "net_tx_packets_per_s", json_num_or_null(ok && r->net_valid, r->net_tx_pps));
+        json_object_set_new(u, "net_rx_packets_per_s", json_num_or_null(ok && r->net_valid, r->net_rx_pps));
+        /* Cumulative counters, for Prometheus counters and rate() over them. */
+        json_object_set_new(u, "cpu_seconds_total", json_num_or_null(c->cpu_valid, (double) c->cpu_usage_ns / 1e9));
+        json_object_set_new(u, "cpu_throttled_seconds_total", json_real((double) c->cpu_throttled_ns / 1e9));
+        json_object_set_new(u, "vcpu_delay_seconds_total",
+                            json_num_or_null(c->vcpu_delay_valid, (double) c->vcpu_run_delay_ns / 1e9));
+        json_object_set_new(u, "disk_read_bytes_total", json_integer((json_int_t) rb));
+        json_object_set_new(u, "disk_write_bytes_total", json_integer((json_int_t) wb));
+        json_object_set_new(u, "disk_read_ops_total", json_integer((json_int_t) ri));
+        json_object_set_new(u, "disk_write_ops_total", json_integer((json_int_t) wi));
+        json_object_set_new(u, "proc_write_bytes_total", json_integer((json_int_t) c->proc_wchar));
+        json_object_set_new(u, "net_tx_bytes_total", json_integer((json_int_t) txb));
+        json_object_set_new(u, "net_rx_bytes_total", json_integer((json_int_t) rxb));
+        json_object_set_new(u, "net_tx_packets_total", json_integer((json_int_t) txp));
+        json_object_set_new(u, "net_rx_packets_total", json_integer((json_int_t) rxp));
+        return u;
+}
+
+json_t *vmg_manager_snapshot(struct vmg_manager *m, uint64_t now_ns) {
         json_t *vms = json_array();
         size_t throttled = 0;
         for (size_t i = 0; i < vmg_monitor_n_vms(m->mon); i++) {
@@ -456,33 +516,103 @@ static void write_status(struct vmg_manager *m) {
                 int t = vmg_policy_match(m->policy, vm->dom->tenant, vm->dom->name, vm->dom->uuid);
                 json_t *res = json_object();
                 bool any = false;
+                uint64_t since = 0;
                 for (int k = 0; k < VMG_RES_COUNT; k++) {
                         struct vmg_engine_limit_info li;
                         if (vmg_engine_query(m->engine, vm->dom->uuid, k, &li) < 0)
                                 continue;
-                        if (li.limit <= 0 && !li.suspect && !li.changed)
+                        if (li.limit <= 0 && !li.suspect && !li.changed && li.cap <= 0)
                                 continue;
                         any |= li.throttled;
-                        json_object_set_new(res, vmg_resource_name(k),
-                                            json_pack("{s:f, s:f, s:b, s:f, s:b, s:s}", "limit", li.limit,
-                                                      "cap", li.cap, "throttled", li.throttled, "usage",
-                                                      li.usage, "suspect", li.suspect, "reason",
-                                                      li.reason ? li.reason : ""));
+                        if (li.throttled && li.changed && (!since || li.last_change_ns < since))
+                                since = li.last_change_ns;
+                        json_t *o = json_pack("{s:f, s:f, s:b, s:f, s:b, s:s}", "limit", li.limit, "cap",
+                                              li.cap, "throttled", li.throttled, "usage", li.usage,
+                                              "suspect", li.suspect, "reason", li.reason ? li.reason : "");
+                        if (li.suspect)
+                                json_object_set_new(o, "suspect_for_s",
+                                                    json_real((double) (now_ns - li.suspect_since_ns) / 1e9));
+                        if (li.calm)
+                                json_object_set_new(o, "calm_for_s",
+                                                    json_real((double) (now_ns - li.calm_since_ns) / 1e9));
+                        if (li.changed)
+                                json_object_set_new(o, "changed_s_ago",
+                                                    json_real((double) (now_ns - li.last_change_ns) / 1e9));
+                        json_object_set_new(res, vmg_resource_name(k), o);
                 }
                 throttled += any;
-                json_array_append_new(vms, json_pack("{s:s, s:s, s:s?, s:b, s:o}", "name", vm->dom->name,
-                                                     "uuid", vm->dom->uuid, "tenant",
-                                                     t >= 0 ? m->policy->tenants[t].name : NULL,
-                                                     "throttled", any, "resources", res));
+                char src[128];
+                struct applied *ap = applied_get(m, vm->dom->uuid, false);
+                json_t *o = json_pack("{s:s, s:s, s:s?, s:i, s:b, s:b, s:o, s:o, s:s}", "name", vm->dom->name,
+                                      "uuid", vm->dom->uuid, "tenant", t >= 0 ? m->policy->tenants[t].name : NULL,
+                                      "qemu_pid", (int) vm->qemu_pid, "throttled", any, "unmanaged",
+                                      ap && ap->unmanaged, "usage", vm_usage_json(vm), "resources", res,
+                                      "sources", vmg_vm_sources(vm, src, sizeof src));
+                if (any)
+                        json_object_set_new(o, "throttled_for_s", json_real((double) (now_ns - since) / 1e9));
+                if (vm->error)
+                        json_object_set_new(o, "error", json_string(strerror(-vm->error)));
+                json_array_append_new(vms, o);
         }
+
+        json_t *svcs = json_array();
+        for (size_t i = 0; i < vmg_monitor_n_services(m->mon); i++) {
+                const struct vmg_svc *sv = vmg_monitor_service(m->mon, i);
+                const struct vmg_service *pol = i < m->policy->host.n_services ? &m->policy->host.services[i] : NULL;
+                const struct vmg_service_rates *r = &sv->rates;
+                bool ok = sv->have_rates;
+                bool healthy = ok;
+                if (ok && pol) {
+                        if (pol->max_run_delay_ms > 0 && r->run_delay_avg_ms > pol->max_run_delay_ms)
+                                healthy = false;
+                        if (pol->max_io_delay_frac > 0 && r->blkio_delay_valid && r->blkio_delay_frac > pol->max_io_delay_frac)
+                                healthy = false;
+                }
+                json_t *o = json_pack("{s:s, s:s, s:i, s:b, s:b, s:o, s:o, s:o, s:o, s:o}", "name", sv->name,
+                                      "match", sv->match, "pids", (int) sv->n_pids, "up", sv->n_pids > 0,
+                                      "healthy", healthy, "cpu_cores", json_num_or_null(ok, r->cpu_cores),
+                                      "run_delay_avg_ms", json_num_or_null(ok, r->run_delay_avg_ms),
+                                      "run_delay_frac", json_num_or_null(ok, r->run_delay_frac),
+                                      "blkio_delay_frac", json_num_or_null(ok && r->blkio_delay_valid, r->blkio_delay_frac),
+                                      "max_run_delay_ms", json_num_or_null(pol && pol->max_run_delay_ms > 0,
+                                                                           pol ? pol->max_run_delay_ms : 0));
+                json_object_set_new(o, "run_delay_seconds_total", json_real((double) sv->cur.run_delay_ns / 1e9));
+                json_object_set_new(o, "cpu_seconds_total", json_real((double) sv->cur.cpu_ns / 1e9));
+                json_array_append_new(svcs, o);
+        }
+
         const char *why = "";
         bool contended = vmg_engine_contended(m->engine, &why);
-        json_t *root = json_pack("{s:I, s:b, s:s, s:b, s:o, s:I, s:I}", "ticks", (json_int_t) m->ticks,
-                                 "contended", contended, "contention", why ? why : "", "dry_run",
-                                 m->cfg.dry_run, "vms", vms, "actions_total", (json_int_t) m->actions_total,
-                                 "errors_total", (json_int_t) m->errors_total);
+        struct vmg_host_rates h;
+        bool hv = vmg_monitor_host_rates(m->mon, &h);
+        json_t *host = json_pack("{s:o, s:o, s:o, s:o, s:o, s:b, s:s}", "psi_cpu_some",
+                                 json_num_or_null(hv && h.psi_valid, h.psi_cpu_some), "psi_io_some",
+                                 json_num_or_null(hv && h.psi_valid, h.psi_io_some), "psi_io_full",
+                                 json_num_or_null(hv && h.psi_valid, h.psi_io_full), "cpu_busy_frac",
+                                 json_num_or_null(hv && h.stat_valid, h.cpu_busy_frac), "iowait_frac",
+                                 json_num_or_null(hv && h.stat_valid, h.iowait_frac), "contended", contended,
+                                 "contention", why ? why : "");
+        json_t *acts = json_object();
+        for (int k = VMG_ACT_THROTTLE; k <= VMG_ACT_CAP; k++)
+                json_object_set_new(acts, vmg_action_kind_name(k), json_integer((json_int_t) m->actions_by_kind[k]));
+        json_t *daemon = json_pack("{s:i, s:s, s:I, s:f, s:f, s:f, s:b, s:I, s:o, s:b, s:i, s:i}", "pid", (int) getpid(),
+                                   "version", VMG_DAEMON_VERSION, "ticks", (json_int_t) m->ticks, "tick_seconds",
+                                   (double) m->tick_ns / 1e9, "last_tick_duration_seconds",
+                                   (double) m->last_tick_duration_ns / 1e9, "last_tick_age_seconds",
+                                   m->last_tick_ns ? (double) (now_ns - m->last_tick_ns) / 1e9 : -1.0, "dry_run",
+                                   m->cfg.dry_run, "errors_total", (json_int_t) m->errors_total, "actions_total",
+                                   acts, "libvirt_connected", vmg_libvirt_connected(m->lv), "tenants",
+                                   (int) m->policy->n_tenants, "guests_throttled", (int) throttled);
         snprintf(m->status, sizeof m->status, "%zu guest(s), %zu throttled%s", vmg_monitor_n_vms(m->mon),
                  throttled, contended ? ", host contended" : "");
+        return json_pack("{s:i, s:o, s:o, s:o, s:o}", "version", 1, "daemon", daemon, "host", host,
+                         "services", svcs, "vms", vms);
+}
+
+/* The snapshot also lands in the state directory each tick, for `vmguard status` when the
+ * socket is not reachable and for node_exporter-style scrapers. tmpfs: cheap. */
+static void write_status(struct vmg_manager *m, uint64_t now_ns) {
+        json_t *root = vmg_manager_snapshot(m, now_ns);
         if (m->cfg.dry_run && access(m->state_dir, W_OK) < 0) {
                 json_decref(root);
                 return;
@@ -490,7 +620,7 @@ static void write_status(struct vmg_manager *m) {
         char tmp[512], dst[512];
         snprintf(tmp, sizeof tmp, "%s/.%s.tmp", m->state_dir, STATUS_FILE);
         snprintf(dst, sizeof dst, "%s/%s", m->state_dir, STATUS_FILE);
-        if (json_dump_file(root, tmp, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) == 0) {
+        if (json_dump_file(root, tmp, JSON_COMPACT | JSON_REAL_PRECISION(6)) == 0) {
                 if (rename(tmp, dst) < 0)
                         log_debug_errno(errno, "cannot rename %s: %m", tmp);
         }
@@ -559,12 +689,16 @@ int vmg_manager_tick(struct vmg_manager *m, uint64_t now_ns) {
                 if (r < 0)
                         m->errors_total++;
                 m->actions_total++;
+                if (a->kind <= VMG_ACT_CAP)
+                        m->actions_by_kind[a->kind]++;
                 log_action(m, vm, a, tenant, r);
         }
         free(acts);
         if (m->bt)
                 vmg_manager_on_blkiotune(m);
-        write_status(m);
+        m->last_tick_ns = now_ns;
+        m->last_tick_duration_ns = now_mono_ns() - now_ns;
+        write_status(m, now_ns);
         return 0;
 }
 

@@ -3,6 +3,7 @@
  * Manager, passed explicitly; the event loop lives in vmguardd.c. */
 #pragma once
 #include <stdbool.h>
+#include <jansson.h>
 #include <stdint.h>
 
 #include "policies/policy.h"
@@ -47,6 +48,11 @@ int vmg_manager_blkiotune_fd(const struct vmg_manager *m);
 int vmg_manager_on_libvirt(struct vmg_manager *m);
 /* Handles finished block I/O tune jobs (logs failures). */
 void vmg_manager_on_blkiotune(struct vmg_manager *m);
+
+/* Everything an admin or a scraper asks about, as one JSON object (see
+ * docs/SNAPSHOT.md): daemon health, host pressure, protected services, and per guest its
+ * usage (rates and cumulative counters), limits in force and why. The caller owns it. */
+json_t *vmg_manager_snapshot(struct vmg_manager *m, uint64_t now_ns);
 
 uint64_t vmg_manager_tick_ns(const struct vmg_manager *m);
 /* "N guests, M throttled" for sd_notify STATUS=. */

@@ -13,7 +13,7 @@
  * absolute path to a namespace file (e.g. /proc/PID/ns/net), or NULL for the caller's own.
  * The ifb is created in the tap's namespace. Calls switch the calling thread's namespace
  * only while opening the netlink socket. Needs CAP_NET_ADMIN (and CAP_SYS_ADMIN for
- * another namespace). */
+ * another namespace). A vmg_shaper is used by one thread at a time. */
 #pragma once
 #include <net/if.h>
 #include <stdbool.h>

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Issue "vmguardd", for real: a TCG guest under libvirtd, host contention made by the test,
+# and the real daemon writing the real cgroup files.
+#  1. CPU: a busy guest on a contended host is capped within two ticks of its noisy_for, its
+#     measured CPU drops to the limit, and after the contention ends the quota goes back.
+#  2. SIGTERM restores every original value; SIGKILL leaves them, a restart reconciles.
+#  3. A bad policy sent with SIGHUP keeps the old one in force.
+#  4. --dry-run changes no file.
+#  5. Disk: a cache=none guest writing flat out is limited to the policy's rate.
+. "$(dirname "$0")/lib.sh"
+require_root
+require_cmd virsh jq
+cd "$T_ROOT"
+export VMG_LAB_NS=vmgdmn
+VMGD=./build/vmguardd
+[ -x "$VMGD" ] || { t_fail "build/vmguardd built"; finish; }
+
+tmp=$(mktemp -d /tmp/vmgd-test.XXXXXX)
+on_exit rm -rf "$tmp"
+on_exit ./lab/guest.sh destroy dcpu
+on_exit ./lab/guest.sh destroy ddisk
+on_exit ./lab/net.sh down "$VMG_LAB_NS"
+check "libvirtd started" ./lab/libvirtd.sh start
+check "guest image built" ./lab/image.sh
+
+mkdir -p "$tmp/tenants" "$tmp/state"
+# Contention: host CPU or I/O pressure; damping shortened so the test runs in minutes.
+cat >"$tmp/host.json" <<'J'
+{ "tick": "1s",
+  "contention": { "psi_cpu_some": "15%", "psi_io_some": "5%", "vm_steal": "100%" },
+  "damping": { "min_hold": "2s", "step_down": 0.5, "step_up": 2 },
+  "services": [] }
+J
+cat >"$tmp/tenants/noisy.json" <<'J'
+{ "tenant": "noisy",
+  "vms": { "metadata": true },
+  "limits": {
+    "cpu": { "noisy_above": "0.4 cores", "for": "2s", "throttle_to": "0.2 cores", "floor": "0.2 cores", "calm_for": "4s" },
+    "disk_write": { "noisy_above": "40MB/s", "for": "2s", "throttle_to": "20MB/s", "floor": "20MB/s", "calm_for": "4s" }
+  } }
+J
+check "test policy is valid" ./build/vmguard policy check --host "$tmp/host.json" --tenants "$tmp/tenants"
+
+dpid=
+start_daemon() { # extra args
+	$VMGD --host "$tmp/host.json" --tenants "$tmp/tenants" --state-dir "$tmp/state" "$@" \
+		>>"$tmp/daemon.log" 2>&1 &
+	dpid=$!
+}
+stop_daemon() { [ -n "$dpid" ] && kill -TERM "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; dpid=; }
+on_exit stop_daemon
+hogs=()
+start_hogs() { local i; for i in 1 2; do (exec timeout 120 sh -c 'while :; do :; done') & hogs+=($!); done; }
+stop_hogs() { local p; for p in "${hogs[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; hogs=(); }
+on_exit stop_hogs
+
+# --- the guest and its cgroup ---------------------------------------------------------
+./lab/guest.sh create dcpu cpu --vcpus 1 --no-nic --tenant noisy >/dev/null
+check "cpu guest ready" ./lab/guest.sh wait-ready dcpu 90
+cgdir=$(find /sys/fs/cgroup/cpu/machine -maxdepth 1 -name '*vmg?dcpu*' | head -n 1)
+check "guest's cpu cgroup found ($cgdir)" test -d "$cgdir"
+quota() { cat "$cgdir/cpu.cfs_quota_us"; }
+period=$(cat "$cgdir/cpu.cfs_period_us")
+orig=$(quota)
+echo "# original cpu.cfs_quota_us=$orig period=$period"
+cpu_rate() { # cores over 3 s from the guest's cgroup (the unified tree keeps usage_usec)
+	local u=/sys/fs/cgroup/unified/${cgdir#/sys/fs/cgroup/cpu/} a b
+	a=$(awk '/usage_usec/ {print $2}' "$u/cpu.stat"); sleep 3; b=$(awk '/usage_usec/ {print $2}' "$u/cpu.stat")
+	awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", (b - a) / 3e6 }'
+}
+
+# --- 4. dry run first: decides, logs, changes nothing ----------------------------------
+before=$(cat "$cgdir/cpu.cfs_quota_us" /sys/fs/cgroup/blkio/machine/*vmg?dcpu*/blkio.throttle.* 2>/dev/null | md5sum)
+start_hogs
+start_daemon --dry-run
+sleep 8
+stop_daemon
+after=$(cat "$cgdir/cpu.cfs_quota_us" /sys/fs/cgroup/blkio/machine/*vmg?dcpu*/blkio.throttle.* 2>/dev/null | md5sum)
+check "dry run decided to throttle (logged)" grep -q 'dry-run, not applied: .*throttle cpu' "$tmp/daemon.log"
+check "dry run changed no cgroup file" test "$before" = "$after"
+
+# --- 1. CPU throttle under contention, measured ------------------------------------------
+: >"$tmp/daemon.log"
+free=$(cpu_rate)
+echo "# guest CPU before vmguard, host contended: $free cores"
+t_start=$(date +%s.%N)
+start_daemon
+throttled_at=
+for i in $(seq 1 100); do
+	q=$(quota)
+	if [ "$q" != "$orig" ]; then throttled_at=$(date +%s.%N); break; fi
+	sleep 0.1
+done
+check "quota written under contention (now $(quota))" test -n "$throttled_at"
+if [ -n "$throttled_at" ]; then
+	secs=$(awk -v a="$t_start" -v b="$throttled_at" 'BEGIN { printf "%.2f", b - a }')
+	# noisy_for 2 s + the first tick that sees a rate (1 s) + two ticks of slack.
+	check_num "throttled within noisy_for + 2 ticks of start (s)" "$secs" -le 5.5
+fi
+sleep 1
+limited=$(cpu_rate)
+echo "# guest CPU while throttled: $limited cores (limit 0.2; before: $free)"
+check_num "guest CPU held near 0.2 cores" "$limited" -le 0.26
+check_num "guest still makes progress" "$limited" -ge 0.12
+check "throttle logged with its reason" grep -q 'throttle cpu .*unlimited -> 0.20 cores' "$tmp/daemon.log"
+jq -e '.vms[] | select(.name == "vmg-dcpu") | .throttled' "$tmp/state/status.json" >/dev/null
+check "status says the guest is throttled" jq -e '.vms[] | select(.name == "vmg-dcpu") | .throttled' "$tmp/state/status.json"
+
+# --- 2a. SIGKILL leaves the value; a restart reconciles before the first tick -------------
+kill -KILL "$dpid"; wait "$dpid" 2>/dev/null; dpid=
+check "after SIGKILL the quota is still ours ($(quota))" test "$(quota)" != "$orig"
+stop_hogs
+start_daemon
+sleep 1.5
+check "restart after SIGKILL restored the original quota ($(quota))" test "$(quota)" = "$orig"
+
+# --- release when calm: contention back, throttle, contention gone, quota returns ---------
+start_hogs
+for i in $(seq 1 80); do [ "$(quota)" != "$orig" ] && break; sleep 0.1; done
+check "throttled again under new contention" test "$(quota)" != "$orig"
+stop_hogs
+released=
+for i in $(seq 1 300); do
+	if [ "$(quota)" = "$orig" ]; then released=1; break; fi
+	sleep 0.1
+done
+check "released to the original quota after the noise stopped" test -n "$released"
+check "release logged" grep -q 'release cpu' "$tmp/daemon.log"
+
+# --- 3. a bad policy on SIGHUP keeps the old one ------------------------------------------
+cp "$tmp/tenants/noisy.json" "$tmp/noisy.good"
+echo '{ "tenant": "noisy", "vms": { "metadata": true }, "limits": { "cpu": { "throttle_to": "lots" } } }' \
+	>"$tmp/tenants/noisy.json"
+kill -HUP "$dpid"
+sleep 1.5
+check "bad policy rejected with file and field" grep -q "noisy.json:.*cpu.throttle_to" "$tmp/daemon.log"
+check "daemon still running after a bad reload" kill -0 "$dpid"
+start_hogs
+for i in $(seq 1 80); do [ "$(quota)" != "$orig" ] && break; sleep 0.1; done
+check "old policy still in force: throttles again" test "$(quota)" != "$orig"
+
+# --- 2b. SIGTERM restores --------------------------------------------------------------
+stop_daemon
+check "SIGTERM restored the original quota ($(quota))" test "$(quota)" = "$orig"
+check "daemon said it put values back" grep -q 'every value it changed was put back' "$tmp/daemon.log"
+stop_hogs
+cp "$tmp/noisy.good" "$tmp/tenants/noisy.json"
+./lab/guest.sh destroy dcpu >/dev/null
+
+# --- 5. disk: a cache=none guest writing flat out -----------------------------------------
+./lab/guest.sh create ddisk disk --cache none --no-nic --tenant noisy >/dev/null
+check "disk guest ready" ./lab/guest.sh wait-ready ddisk 90
+bdir=$(find /sys/fs/cgroup/blkio/machine -maxdepth 1 -name '*vmg?ddisk*' | head -n 1)
+wbytes() { awk '$2 == "Write" {s += $3} END {print s + 0}' "$bdir/blkio.throttle.io_service_bytes"; }
+wrate() { local a b; a=$(wbytes); sleep 3; b=$(wbytes); awk -v a="$a" -v b="$b" 'BEGIN { printf "%.1f", (b - a) / 3e6 }'; }
+free=$(wrate)
+echo "# disk guest writes $free MB/s before vmguard"
+start_daemon
+for i in $(seq 1 100); do grep -q 'throttle disk_write' "$tmp/daemon.log" && break; sleep 0.1; done
+check "disk write throttle decided" grep -q 'throttle disk_write' "$tmp/daemon.log"
+sleep 2
+limited=$(wrate)
+echo "# disk guest writes $limited MB/s while throttled (limit 20 MB/s)"
+check_num "write rate held near 20 MB/s" "$limited" -le 24
+check_num "write rate still above the floor's half" "$limited" -ge 8
+tune=$(virsh blkdeviotune vmg-ddisk vda 2>/dev/null | awk '/write_bytes_sec:/ && !/max/ {print $2}')
+echo "# libvirt blkdeviotune write_bytes_sec=$tune"
+check_num "QEMU's own throttle set through libvirt" "${tune:-0}" -gt 0
+stop_daemon
+tune=$(virsh blkdeviotune vmg-ddisk vda 2>/dev/null | awk '/write_bytes_sec:/ && !/max/ {print $2}')
+check "SIGTERM put libvirt's block I/O tune back ($tune)" test "${tune:-x}" = 0
+check "SIGTERM removed the blkio rule" test -z "$(cat "$bdir/blkio.throttle.write_bps_device")"
+./lab/guest.sh destroy ddisk >/dev/null
+echo "# daemon log:"; sed 's/^/#   /' "$tmp/daemon.log" | tail -n 25
+finish
