@@ -4,3 +4,5 @@
 
 int cmd_top(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_explain(int argc, char **argv);

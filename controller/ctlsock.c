@@ -1,6 +1,7 @@
 /* The control socket's server side. Everything is non-blocking and driven by one epoll set
  * (listener, clients, idle timer) so the daemon's loop watches a single fd and a slow or
  * silent client can never stall a tick. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>

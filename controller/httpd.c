@@ -32,7 +32,7 @@ struct vmg_httpd {
         struct MHD_Daemon *mhd;
         vmg_httpd_snapshot_fn snapshot;
         void *userdata;
-        char listen[64];
+        char addr[64]; /* as given, for logs */
         uint16_t port;
         sd_event_source *io, *timer;
 };
@@ -112,7 +112,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
         json_t *snap = h->snapshot(h->userdata);
         if (!snap) {
-                log_warning("metrics %s: no snapshot to serve, answering 500", h->listen);
+                log_warning("metrics %s: no snapshot to serve, answering 500", h->addr);
                 return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "vmguard: no snapshot available\n");
         }
         char *buf = NULL;
@@ -120,7 +120,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         int r = vmg_metrics_render_buf(snap, &buf, &len);
         json_decref(snap);
         if (r < 0) {
-                log_warning_errno(r, "metrics %s: cannot render the snapshot, answering 500: %m", h->listen);
+                log_warning_errno(r, "metrics %s: cannot render the snapshot, answering 500: %m", h->addr);
                 return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "vmguard: cannot render metrics\n");
         }
         struct MHD_Response *resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
@@ -141,7 +141,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
         size_t n = strlen(msg);
         while (n > 0 && msg[n - 1] == '\n')
                 msg[--n] = 0;
-        log_warning("metrics %s: %s", h->listen, msg);
+        log_warning("metrics %s: %s", h->addr, msg);
 }
 
 int vmg_httpd_new(const char *addr, vmg_httpd_snapshot_fn snapshot, void *userdata, struct vmg_httpd **ret) {
@@ -152,14 +152,14 @@ int vmg_httpd_new(const char *addr, vmg_httpd_snapshot_fn snapshot, void *userda
         struct sockaddr_storage ss;
         socklen_t sl;
         if (vmg_httpd_parse_listen(addr, &ss, &sl) < 0)
-                return log_error_errno(EINVAL, "metrics: addr address '%s' is not ADDR:PORT or [ADDR6]:PORT with a numeric address",
+                return log_error_errno(EINVAL, "metrics: listen address '%s' is not ADDR:PORT or [ADDR6]:PORT with a numeric address",
                                        addr);
         _cleanup_free_ struct vmg_httpd *h = calloc(1, sizeof *h);
         if (!h)
                 return -ENOMEM;
         h->snapshot = snapshot;
         h->userdata = userdata;
-        snprintf(h->listen, sizeof h->listen, "%s", addr);
+        snprintf(h->addr, sizeof h->addr, "%s", addr);
 
         _cleanup_close_ int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
@@ -204,7 +204,7 @@ uint16_t vmg_httpd_port(const struct vmg_httpd *h) { return h->port; }
 
 int vmg_httpd_dispatch(struct vmg_httpd *h) {
         if (MHD_run(h->mhd) != MHD_YES)
-                return log_warning_errno(EIO, "metrics %s: MHD_run failed", h->listen);
+                return log_warning_errno(EIO, "metrics %s: MHD_run failed", h->addr);
         return 0;
 }
 
@@ -241,7 +241,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
          * io source and silently end /metrics for the daemon's lifetime. */
         int r = rearm(h);
         if (r < 0)
-                log_warning_errno(r, "metrics %s: cannot rearm the connection timer: %m", h->listen);
+                log_warning_errno(r, "metrics %s: cannot rearm the connection timer: %m", h->addr);
         return 0;
 }
 
@@ -253,10 +253,10 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 int vmg_httpd_attach(struct vmg_httpd *h, sd_event *ev) {
         int r = sd_event_add_io(ev, &h->io, vmg_httpd_fd(h), EPOLLIN, on_io, h);
         if (r < 0)
-                return log_error_errno(r, "metrics %s: cannot watch MHD's epoll fd: %m", h->listen);
+                return log_error_errno(r, "metrics %s: cannot watch MHD's epoll fd: %m", h->addr);
         r = sd_event_add_time(ev, &h->timer, CLOCK_MONOTONIC, UINT64_MAX - 1, 0, on_timer, h);
         if (r < 0)
-                return log_error_errno(r, "metrics %s: cannot add the connection timer: %m", h->listen);
+                return log_error_errno(r, "metrics %s: cannot add the connection timer: %m", h->addr);
         (void) sd_event_source_set_description(h->io, "metrics-io");
         (void) sd_event_source_set_description(h->timer, "metrics-timer");
         return rearm(h);

@@ -21,14 +21,14 @@ typedef json_t *(*vmg_httpd_snapshot_fn)(void *userdata);
 
 /* Parses "ADDR:PORT" with a numeric IPv4 address, or "[ADDR]:PORT" with an IPv6 one
  * ("[::1]:9877"). No host names: the daemon does no DNS. Port 0 means "any free port"
- * (tests). Returns 0 and fills *ret/*ret_len, or -EINVAL. */
-int vmg_httpd_parse_listen(const char *listen, struct sockaddr_storage *ret, socklen_t *ret_len);
+ * (tests). Returns 0 and fills *ret and *ret_len, or -EINVAL. */
+int vmg_httpd_parse_listen(const char *addr, struct sockaddr_storage *ret, socklen_t *ret_len);
 
-/* Binds listen (NULL: VMG_HTTPD_DEFAULT_LISTEN) and starts MHD without threads. snapshot
+/* Binds addr (NULL: VMG_HTTPD_DEFAULT_LISTEN) and starts MHD without threads. snapshot
  * is called once per scrape with userdata. Returns 0 and *ret, -EINVAL for a bad
  * address, the bind()/listen() -errno (e.g. -EADDRINUSE, logged with the address), or
  * -ENOMEM / -EIO when MHD cannot start. */
-int vmg_httpd_new(const char *listen, vmg_httpd_snapshot_fn snapshot, void *userdata, struct vmg_httpd **ret);
+int vmg_httpd_new(const char *addr, vmg_httpd_snapshot_fn snapshot, void *userdata, struct vmg_httpd **ret);
 
 /* The fd to watch for EPOLLIN (MHD's epoll fd: readable whenever any client or the listen
  * socket needs work). Always >= 0 for a started server. */

@@ -18,6 +18,7 @@
 #include "controller/engine.h"
 #include "controller/journal.h"
 #include "controller/monitor.h"
+#include "controller/prober.h"
 #include "controller/shaper.h"
 #include "probes/libvirt.h"
 #include "probes/netlink.h"
@@ -55,10 +56,13 @@ struct vmg_manager {
         struct vmg_blkiotune *bt;
         struct vmg_shaper *shaper;
         struct vmg_engine_state *engine;
+        struct vmg_prober **probers; /* parallel to policy->host.services; NULL entries */
+        size_t n_probers;
         struct applied *applied;
         size_t n_applied;
         int cgroup_version;
         uint64_t tick_ns;
+        int delayacct_orig; /* -1: untouched; else the value to put back at stop */
         unsigned long long ticks, actions_total, errors_total;
         unsigned long long actions_by_kind[VMG_ACT_CAP + 1];
         uint64_t last_tick_ns, last_tick_duration_ns;
@@ -130,6 +134,65 @@ static void unshape_vm(struct vmg_manager *m, const struct vmg_vm *vm) {
         }
 }
 
+/* Block-I/O delay of the protected services (stat field 42) is how a noisy guest's disk
+ * writes show on dnsmasq (its lease-file fsync waits): the kernel only counts it with
+ * kernel.task_delayacct=1, off by default since 5.14 for its small scheduling cost. */
+static void delayacct_enable(struct vmg_manager *m) {
+        char path[512], buf[8] = "";
+        snprintf(path, sizeof path, "%s/sys/kernel/task_delayacct", m->cfg.proc_root ? m->cfg.proc_root : "/proc");
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return; /* older kernels account always and have no switch */
+        if (read(fd, buf, sizeof buf - 1) <= 0 || buf[0] != '0')
+                return;
+        if (pwrite(fd, "1", 1, 0) != 1) {
+                log_warning_errno(errno, "cannot write 1 to %s: services' I/O delay stays unknown: %m", path);
+                return;
+        }
+        m->delayacct_orig = 0;
+        log_info("enabled %s (was 0) to see services' block-I/O delay; restored at stop", path);
+}
+
+static void delayacct_restore(struct vmg_manager *m) {
+        if (m->delayacct_orig < 0)
+                return;
+        char path[512];
+        snprintf(path, sizeof path, "%s/sys/kernel/task_delayacct", m->cfg.proc_root ? m->cfg.proc_root : "/proc");
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "0", 1) != 1)
+                log_warning_errno(errno, "cannot restore %s to 0: %m", path);
+        m->delayacct_orig = -1;
+}
+
+static void probers_free(struct vmg_prober **probers, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                vmg_prober_free(probers[i]);
+        free(probers);
+}
+
+/* One prober per service with probe_dns. A prober that cannot open (its namespace is not
+ * there yet) is logged and left out: the service is then judged by its other signals. */
+static int probers_new(const struct vmg_manager *m, const struct vmg_policy *p,
+                       struct vmg_prober ***ret) {
+        struct vmg_prober **v = calloc(p->host.n_services ? p->host.n_services : 1, sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->host.n_services; i++) {
+                const struct vmg_service *s = &p->host.services[i];
+                if (!s->probe_dns)
+                        continue;
+                char ns[512];
+                if (s->probe_netns)
+                        snprintf(ns, sizeof ns, "%s/%s", m->cfg.netns_dir ? m->cfg.netns_dir : "/run/netns",
+                                 s->probe_netns);
+                int r = vmg_prober_new(s->probe_dns, s->probe_netns ? ns : NULL, &v[i]);
+                if (r < 0)
+                        log_warning_errno(r, "service %s: DNS probe %s disabled: %m", s->name, s->probe_dns);
+        }
+        *ret = v;
+        return 0;
+}
+
 static int restore_everything(struct vmg_manager *m, const char *why) {
         int r, ret = 0;
         r = vmg_act_restore_all(m->act);
@@ -198,6 +261,7 @@ int vmg_manager_new(const struct vmg_manager_config *cfg, struct vmg_manager **r
         if (!m)
                 return -ENOMEM;
         m->cfg = *cfg;
+        m->delayacct_orig = -1;
         m->host_file = strdup(cfg->host_file ? cfg->host_file : DEFAULT_HOST_FILE);
         m->tenants_dir = strdup(cfg->tenants_dir ? cfg->tenants_dir : DEFAULT_TENANTS_DIR);
         m->state_dir = strdup(cfg->state_dir ? cfg->state_dir : DEFAULT_STATE_DIR);
@@ -209,6 +273,8 @@ int vmg_manager_new(const struct vmg_manager_config *cfg, struct vmg_manager **r
         if (r < 0)
                 goto fail;
         m->tick_ns = cfg->tick_ns ? cfg->tick_ns : m->policy->host.tick_ns;
+        if (!cfg->dry_run)
+                delayacct_enable(m); /* before the monitor reads the switch */
 
         struct vmg_monitor_paths paths = {
                 .cgroup = { .root = cfg->cgroup_root, .proc = cfg->proc_root },
@@ -290,6 +356,10 @@ int vmg_manager_new(const struct vmg_manager_config *cfg, struct vmg_manager **r
         if (!cfg->dry_run)
                 (void) restore_everything(m, "start-up reconcile");
 
+        r = probers_new(m, m->policy, &m->probers);
+        if (r < 0)
+                goto fail;
+        m->n_probers = m->policy->host.n_services;
         r = vmg_engine_state_new(&m->engine);
         if (r < 0)
                 goto fail;
@@ -308,7 +378,9 @@ struct vmg_manager *vmg_manager_free(struct vmg_manager *m) {
                 return NULL;
         if (m->act && m->mon)
                 (void) restore_everything(m, "stop");
+        delayacct_restore(m);
         vmg_engine_state_free(m->engine);
+        probers_free(m->probers, m->n_probers);
         vmg_shaper_free(m->shaper);
         vmg_blkiotune_free(m->bt);
         vmg_actuator_free(m->act);
@@ -577,6 +649,15 @@ json_t *vmg_manager_snapshot(struct vmg_manager *m, uint64_t now_ns) {
                                       "max_run_delay_ms", json_num_or_null(pol && pol->max_run_delay_ms > 0,
                                                                            pol ? pol->max_run_delay_ms : 0));
                 json_object_set_new(o, "run_delay_seconds_total", json_real((double) sv->cur.run_delay_ns / 1e9));
+                if (i < m->n_probers && m->probers[i]) {
+                        double lat = vmg_prober_latency_ms(m->probers[i]);
+                        json_object_set_new(o, "probe_latency_ms", json_num_or_null(lat >= 0, lat));
+                        json_object_set_new(o, "probe_sent_total", json_integer((json_int_t) vmg_prober_sent(m->probers[i])));
+                        json_object_set_new(o, "probe_answered_total",
+                                            json_integer((json_int_t) vmg_prober_answered(m->probers[i])));
+                        if (pol && pol->max_probe_latency_ms > 0 && lat > pol->max_probe_latency_ms)
+                                json_object_set_new(o, "healthy", json_false());
+                }
                 json_object_set_new(o, "cpu_seconds_total", json_real((double) sv->cur.cpu_ns / 1e9));
                 json_array_append_new(svcs, o);
         }
@@ -628,6 +709,9 @@ static void write_status(struct vmg_manager *m, uint64_t now_ns) {
 }
 
 int vmg_manager_tick(struct vmg_manager *m, uint64_t now_ns) {
+        for (size_t i = 0; i < m->n_probers; i++)
+                if (m->probers[i])
+                        (void) vmg_prober_tick(m->probers[i], now_ns);
         int r = vmg_monitor_sample(m->mon, now_ns);
         if (r < 0) {
                 m->errors_total++;
@@ -659,8 +743,11 @@ int vmg_manager_tick(struct vmg_manager *m, uint64_t now_ns) {
                 const struct vmg_svc *sv = vmg_monitor_service(m->mon, i);
                 if (!sv->have_rates)
                         continue;
-                esv[ks++] = (struct vmg_engine_service){ .name = sv->name, .policy_index = (int) i,
-                                                         .rates = sv->rates };
+                esv[ks] = (struct vmg_engine_service){ .name = sv->name, .policy_index = (int) i,
+                                                       .rates = sv->rates };
+                if (i < m->n_probers && m->probers[i])
+                        esv[ks].rates.probe_latency_ms = vmg_prober_latency_ms(m->probers[i]);
+                ks++;
         }
         struct vmg_engine_input in = { .now_ns = now_ns, .services = esv, .n_services = ks,
                                        .vms = evms, .n_vms = k };
@@ -709,11 +796,18 @@ int vmg_manager_reload(struct vmg_manager *m) {
                 log_error("reload: keeping the policy in force");
                 return r;
         }
-        r = vmg_monitor_set_services(m->mon, p->host.services, p->host.n_services);
+        struct vmg_prober **probers = NULL;
+        r = probers_new(m, p, &probers);
+        if (r >= 0)
+                r = vmg_monitor_set_services(m->mon, p->host.services, p->host.n_services);
         if (r < 0) {
+                probers_free(probers, p->host.n_services);
                 vmg_policy_free(p);
                 return r;
         }
+        probers_free(m->probers, m->n_probers);
+        m->probers = probers;
+        m->n_probers = p->host.n_services;
         vmg_policy_free(m->policy);
         m->policy = p;
         if (!m->cfg.tick_ns)

@@ -6,6 +6,8 @@ VMGUARD_SRCS := controller/vmguard.c controller/top.c controller/cli_policy.c \
 $(eval $(call program,vmguard,$(VMGUARD_SRCS)))
 
 ACTORS_SRCS := controller/actuator.c controller/journal.c controller/blkiotune.c controller/shaper.c
-VMGUARDD_SRCS := controller/vmguardd.c controller/manager.c controller/engine.c $(ACTORS_SRCS) \
+VMGUARDD_SRCS := controller/vmguardd.c controller/manager.c controller/engine.c controller/prober.c $(ACTORS_SRCS) \
 	$(MONITOR_SRCS) $(POLICY_SRCS) $(COMMON_SRCS)
 $(eval $(call program,vmguardd,$(VMGUARDD_SRCS)))
+
+$(eval $(call unit_test,test_prober,tests/unit/test_prober.c controller/prober.c $(COMMON_SRCS)))

@@ -1007,6 +1007,7 @@ static void service_done(struct vmg_service *s) {
         free(s->name);
         free(s->match);
         free(s->probe_dns);
+        free(s->probe_netns);
         memset(s, 0, sizeof *s);
 }
 
@@ -1079,10 +1080,11 @@ static int parse_service(struct pctx *c, json_t *v, const char *path,
                          struct vmg_service *ret) {
         static const char *const keys[] = { "name", "description", "process", "unit",
                                             "priority", "max_run_delay", "max_io_delay",
-                                            "max_probe_latency", "probe_dns", NULL };
+                                            "max_probe_latency", "probe_dns", "probe_netns", NULL };
         char field[256];
         struct vmg_service s = { .priority = DEFAULT_PRIORITY };
         const char *name = NULL, *process = NULL, *unit = NULL, *probe = NULL, *desc;
+        const char *probe_netns = NULL;
         uint64_t ns;
         json_t *pv;
         int r;
@@ -1167,6 +1169,18 @@ static int parse_service(struct pctx *c, json_t *v, const char *path,
                             "\"%s\" is not ADDR[:PORT]/NAME (e.g. \"198.18.0.1:53/victim.lab\" "
                             "or \"[2001:db8::1]/victim.lab\")",
                             probe);
+        if ((r = get_string(c, v, path, "probe_netns", &probe_netns)) < 0)
+                return r;
+        if (probe_netns && (!*probe_netns || strcmp(probe_netns, ".") == 0 ||
+                            strcmp(probe_netns, "..") == 0 ||
+                            strspn(probe_netns, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+                                    strlen(probe_netns)))
+                return perr(c, join(field, sizeof field, path, "probe_netns"),
+                            "\"%s\" is not a network namespace name (letters, digits, _ . -, as under /run/netns)",
+                            probe_netns);
+        if (probe_netns && !probe)
+                return perr(c, join(field, sizeof field, path, "probe_netns"),
+                            "needs \"probe_dns\": the query to send from that namespace");
         if (s.max_probe_latency_ms > 0 && !probe)
                 return perr(c, join(field, sizeof field, path, "max_probe_latency"),
                             "needs \"probe_dns\": the query whose answer time is judged");
@@ -1182,7 +1196,8 @@ static int parse_service(struct pctx *c, json_t *v, const char *path,
         s.name = strdup(name);
         s.match = strdup(process ? process : unit);
         s.probe_dns = probe ? strdup(probe) : NULL;
-        if (!s.name || !s.match || (probe && !s.probe_dns)) {
+        s.probe_netns = probe_netns ? strdup(probe_netns) : NULL;
+        if (!s.name || !s.match || (probe && !s.probe_dns) || (probe_netns && !s.probe_netns)) {
                 service_done(&s);
                 return oom(c);
         }

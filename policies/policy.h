@@ -63,6 +63,8 @@ struct vmg_service {
         double max_io_delay_frac;   /* blkio delay seconds per second, 0 = not judged */
         double max_probe_latency_ms;/* DNS/DHCP probe answer time, 0 = not judged */
         char *probe_dns;            /* "ADDR[:PORT]/NAME" (optional) */
+        char *probe_netns;          /* network namespace (name under /run/netns) the probe is
+                                     * sent from, NULL for the daemon's own */
 };
 
 struct vmg_host_policy {

@@ -136,7 +136,9 @@ static int parse_mountinfo(struct vmg_cgroup_ctx *c, const char *root, FILE *f) 
                                 sep = i;
                                 break;
                         }
-                if (sep < 0 || sep + 3 > n)
+                /* fstype, source and super options must all follow the separator: a
+                 * truncated line would otherwise read fields[n], which was never set. */
+                if (sep < 0 || sep + 3 >= n)
                         continue;
                 const char *fstype = fields[sep + 1], *super = fields[sep + 3];
                 char *mnt = fields[4];

@@ -1,4 +1,4 @@
-/* PSI text (/proc/pressure/*, a cgroup's *.pressure). */
+/* PSI text (/proc/pressure/{cpu,io,memory}, a cgroup's *.pressure). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -51,7 +51,7 @@ int fz_absent(const struct fz_part *parts, size_t n, size_t i) {
 static char base_dir[PATH_MAX];
 static struct {
         char name[32];
-        char path[PATH_MAX];
+        char path[PATH_MAX + 40];
 } dirs[16];
 
 static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
@@ -103,7 +103,9 @@ const char *fz_dir(const char *name) {
         if (i == sizeof(dirs) / sizeof(dirs[0]))
                 fz_fail(__FILE__, __LINE__, "too many harness directories");
         snprintf(dirs[i].name, sizeof(dirs[i].name), "%s", name);
-        snprintf(dirs[i].path, sizeof(dirs[i].path), "%s/%s", base_dir, name);
+        if (snprintf(dirs[i].path, sizeof(dirs[i].path), "%s/%s", base_dir, name) >=
+            (int) sizeof(dirs[i].path))
+                fz_fail(__FILE__, __LINE__, "harness directory name too long");
         if (mkdir(dirs[i].path, 0700) < 0 && errno != EEXIST)
                 fz_fail(__FILE__, __LINE__, dirs[i].path);
         return dirs[i].path;

@@ -50,6 +50,8 @@ cleanup() {
 	done
 	for d in "$CPUDIR/vcpu0" "$CPUDIR" "$BLKDIR"; do [ -d "$d" ] && rmdir "$d"; done
 	mountpoint -q "$RO" 2>/dev/null && umount "$RO"
+	[ -x lab/guest.sh ] && virsh -c "${VMG_LAB_URI:-qemu:///system}" domstate "vmg-act$$" >/dev/null 2>&1 &&
+		lab/guest.sh destroy "act$$" >/dev/null 2>&1
 	rm -rf "$STATE"
 }
 trap cleanup EXIT
@@ -85,7 +87,8 @@ busy_pid=$!
 echo "$busy_pid" >"$CPUDIR/vcpu0/cgroup.procs"
 check_eq "original quota" "$(cat "$CPUDIR/cpu.cfs_quota_us")" "-1"
 free=$(cores_of "$busy_pid" 2)
-check "busy loop runs free ($free cores)" between "$free" 0.6 1.2
+# Other work on this 2-core host takes its share: "free" is well above the cap, not 1.0.
+check "busy loop runs free ($free cores)" between "$free" 0.4 1.2
 out=$(tool cpu "$UUID" "$NAME" "$NAME" 0.2)
 check_eq "set 0.2 core" "$out" "cpu: 1"
 check_eq "quota written" "$(cat "$CPUDIR/cpu.cfs_quota_us")" "20000"
@@ -101,7 +104,7 @@ out=$(tool restore)
 check_eq "restore" "$out" "restore: 1"
 check_eq "original quota back" "$(cat "$CPUDIR/cpu.cfs_quota_us")" "-1"
 again=$(cores_of "$busy_pid" 2)
-check "busy loop free again ($again cores)" between "$again" 0.6 1.2
+check "busy loop free again ($again cores)" between "$again" 0.4 1.2
 
 # v1 refuses a parent quota below a child's: a domain with vcpu quotas cannot be capped
 # lower at the domain level (documented in controller/actuator.h).
@@ -126,10 +129,10 @@ check_eq "rule removed" "$(cat "$BLKDIR/blkio.throttle.write_bps_device")" ""
 hold() { # ARGS... : starts the tool holding a throttle, waits for "holding"
 	local fifo=$STATE/fifo line
 	rm -f "$fifo"; mkfifo "$fifo"
-	tool "$@" hold >"$fifo" &
+	exec 3<>"$fifo" # read-write: never blocks, and the tool never writes to a closed pipe
+	"$TOOL" -s "$STATE" "$@" hold >"$fifo" 2>&1 &
 	hold_pid=$!
-	while read -r line; do [ "$line" = holding ] && break; done <"$fifo"
-	exec 3<"$fifo" # keep a reader so later output does not block the tool
+	while read -r -t 10 line <&3; do [ "$line" = holding ] && break; done
 }
 hold cpu "$UUID" "$NAME" "$NAME" 0.2
 tool io "$UUID" "$NAME" "$NAME" "$DEV" keep 10485760 keep keep >/dev/null
@@ -169,6 +172,52 @@ kill -9 "$busy_pid"; wait "$busy_pid" 2>/dev/null; busy_pid=
 rmdir "$CPUDIR/vcpu0" "$CPUDIR"
 check_eq "restore of a vanished VM" "$(tool restore)" "restore: 0"
 check "journal emptied" grep -q '"entries": \[\]' "$STATE/journal.json"
+
+# ---- libvirt block I/O tune on a lab guest with a disk (lab/guest.sh) ----
+URI=${VMG_LAB_URI:-qemu:///system}
+GUEST=act$$
+virsh_wbps() { virsh -c "$URI" blkdeviotune "vmg-$GUEST" vda --live | awk '$1 == "write_bytes_sec:" { print $2 }'; }
+if [ -x lab/guest.sh ] && [ -x lab/libvirtd.sh ]; then
+	guest_up=0
+	if lab/libvirtd.sh start >"$STATE/libvirtd.log" 2>&1 &&
+		lab/guest.sh create "$GUEST" idle --disk 64 >"$STATE/guest.log" 2>&1; then
+		guest_up=1
+		ok "lab guest vmg-$GUEST created"
+	else
+		fail "lab guest: $(tail -n 3 "$STATE/libvirtd.log" "$STATE/guest.log" | tr '\n' ' ')"
+	fi
+	if [ $guest_up = 1 ]; then
+		GUUID=$(virsh -c "$URI" domuuid "vmg-$GUEST" | head -n 1)
+		check_eq "blkiotune original" "$(virsh_wbps)" "0"
+		check_eq "blkiotune set" "$(tool -u "$URI" tune "$GUUID" "vmg-$GUEST" vda write_bytes_sec 5242880 2>/dev/null)" "tune: 1"
+		check_eq "libvirt sees the limit" "$(virsh_wbps)" "5242880"
+		check_eq "blkiotune same value: no set" "$(tool -u "$URI" tune "$GUUID" "vmg-$GUEST" vda write_bytes_sec 5242880 2>/dev/null)" "tune: 0"
+		check_eq "blkiotune restore" "$(tool -u "$URI" tune-restore 2>/dev/null)" "tune-restore: 1"
+		check_eq "libvirt limit back to 0" "$(virsh_wbps)" "0"
+		check "unknown disk is 'gone'" grep -q "No such device (gone)" \
+			<<<"$(tool -u "$URI" tune "$GUUID" "vmg-$GUEST" vdz write_bytes_sec 5 2>&1)"
+
+		hold -u "$URI" tune "$GUUID" "vmg-$GUEST" vda write_bytes_sec 1048576
+		check_eq "held blkiotune" "$(virsh_wbps)" "1048576"
+		kill -9 "$hold_pid"; wait "$hold_pid" 2>/dev/null; hold_pid=
+		exec 3<&-
+		check_eq "blkiotune still set after SIGKILL" "$(virsh_wbps)" "1048576"
+		check_eq "blkiotune restore after crash" "$(tool -u "$URI" tune-restore 2>/dev/null)" "tune-restore: 1"
+		check_eq "libvirt limit back after crash" "$(virsh_wbps)" "0"
+
+		tool -u "$URI" tune "$GUUID" "vmg-$GUEST" vda write_bytes_sec 5242880 >/dev/null 2>&1
+		virsh -c "$URI" blkdeviotune "vmg-$GUEST" vda --write-bytes-sec 2097152 --live >/dev/null
+		check_eq "blkiotune drift: nothing restored" "$(tool -u "$URI" tune-restore 2>/dev/null)" "tune-restore: 0"
+		check_eq "admin's blkiotune kept" "$(virsh_wbps)" "2097152"
+
+		tool -u "$URI" tune "$GUUID" "vmg-$GUEST" vda write_bytes_sec 5242880 >/dev/null 2>&1
+		lab/guest.sh destroy "$GUEST" >/dev/null 2>&1
+		check_eq "blkiotune of a vanished guest" "$(tool -u "$URI" tune-restore 2>/dev/null)" "tune-restore: 0"
+		check "journal emptied of blkiotune" grep -q '"entries": \[\]' "$STATE/journal.json"
+	fi
+else
+	echo "note: lab/guest.sh not present: blkiotune tested only with injected calls (test_actuator)"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

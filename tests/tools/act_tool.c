@@ -1,14 +1,14 @@
 /* Drives the actuator, the journal and blkiotune from a shell, for
  * tests/integration/test_actuator_real.sh on real cgroups and a real libvirt.
  *
- *   act_tool [-s STATE] [-c CPU_ROOT] [-b BLKIO_ROOT] [-2] COMMAND ARGS
+ *   act_tool [-s STATE] [-c CPU_ROOT] [-b BLKIO_ROOT] [-2] [-u URI] COMMAND ARGS
  *     cpu UUID NAME DIR CORES [hold]          set a CPU cap (0: none)
  *     io UUID NAME DIR MAJ:MIN RBPS WBPS RIOPS WIOPS [hold]
  *                                             limits; a value "keep" leaves that one alone
  *     get-cpu DIR                             prints the cap in cores
  *     restore [UUID]                          restore journaled cgroup values (all VMs or one)
- *     tune [-u URI] UUID NAME DISK PARAM VALUE [hold]   libvirt block I/O tune
- *     tune-restore [-u URI] [UUID]            restore journaled blkiotune values
+ *     tune UUID NAME DISK PARAM VALUE [hold]   libvirt block I/O tune
+ *     tune-restore [UUID]            restore journaled blkiotune values
  *
  * With "hold" the tool prints "holding" and waits: SIGTERM/SIGINT make it restore
  * everything and exit 0 (what vmguardd does at stop); SIGKILL leaves the journal for a
@@ -33,7 +33,7 @@ static void on_signal(int sig) {
 }
 
 static int usage(void) {
-        fprintf(stderr, "usage: act_tool [-s STATE] [-c CPU_ROOT] [-b BLKIO_ROOT] [-2] "
+        fprintf(stderr, "usage: act_tool [-s STATE] [-c CPU_ROOT] [-b BLKIO_ROOT] [-2] [-u URI] "
                         "cpu|io|get-cpu|restore|tune|tune-restore ARGS\n");
         return 2;
 }

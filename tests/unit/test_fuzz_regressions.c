@@ -1,5 +1,5 @@
-/* Replays every input that ever crashed a fuzzer (tests/fuzz/regressions/NAME/*) and every
- * seed (tests/fuzz/corpus/NAME/*) through the harness functions themselves, in the normal
+/* Replays every input that ever crashed a fuzzer (tests/fuzz/regressions/NAME/) and every
+ * seed (tests/fuzz/corpus/NAME/) through the harness functions themselves, in the normal
  * test build, so a fixed parser bug stays fixed without clang or libFuzzer. A harness aborts
  * on a broken invariant and the sanitizers (make check SANITIZE=1) or valgrind (make
  * valgrind) catch memory errors, so a crash here is the failure; each file also counts as
