@@ -98,16 +98,23 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
+        static int seen; /* marks a request whose headers were already seen */
         struct vmg_httpd *h = cls;
         (void) version;
         (void) upload_data;
-        (void) con_cls;
-        /* Answered on the first call: nothing here reads a body, and any body sent with
-         * a refused method is dropped by MHD. */
+        bool readonly = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+        /* GET and HEAD are answered on the second call, once MHD has the whole request:
+         * an answer queued earlier makes MHD close the connection, and Prometheus would
+         * reconnect for every scrape. Anything else is refused at once without reading its
+         * body (MHD then closes that connection, which is what we want). */
+        if (readonly && !*con_cls) {
+                *con_cls = &seen;
+                return MHD_YES;
+        }
         *upload_data_size = 0;
         if (strcmp(url, "/metrics") != 0)
                 return reply(c, MHD_HTTP_NOT_FOUND, "Not found: vmguard serves /metrics only.\n");
-        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+        if (!readonly)
                 return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "Method not allowed: /metrics is read-only (GET, HEAD).\n");
 
         json_t *snap = h->snapshot(h->userdata);

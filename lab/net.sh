@@ -6,7 +6,9 @@
 # Nothing is configured on the host's own interfaces. Files, in $VMG_LAB_RUN:
 #   NS.netns (marks the namespace as the lab's), NS.dnsmasq.pid, NS.leases, NS.dnsmasq.log
 # dnsmasq fsyncs its lease file on every DHCP ACK: the victim's harm path goes through the
-# disk holding $VMG_LAB_RUN, so keep it on the host disk (not tmpfs) for realistic runs.
+# disk holding the lease file, so it must live on the host disk like a real host's
+# /var/lib/misc/dnsmasq.leases. It goes in $VMG_LAB_LEASE_DIR when set, else in $VMG_LAB_RUN
+# unless that is tmpfs, else in /var/lib/vmguard-lab/leases.
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -19,7 +21,17 @@ case $NS in
 esac
 
 PIDF="$VMG_LAB_RUN/$NS.dnsmasq.pid"
-LEASES="$VMG_LAB_RUN/$NS.leases"
+# On tmpfs the fsync returns at once and disk noise could never reach the victim's DHCP.
+lease_dir() {
+	if [ -n "${VMG_LAB_LEASE_DIR:-}" ]; then
+		echo "$VMG_LAB_LEASE_DIR"
+	elif [ -d "$VMG_LAB_RUN" ] && [ "$(stat -f -c %T "$VMG_LAB_RUN")" != tmpfs ]; then
+		echo "$VMG_LAB_RUN"
+	else
+		echo /var/lib/vmguard-lab/leases
+	fi
+}
+LEASES="$(lease_dir)/$NS.leases"
 DLOG="$VMG_LAB_RUN/$NS.dnsmasq.log"
 
 dnsmasq_running() {
@@ -32,9 +44,9 @@ dnsmasq_running() {
 up() {
 	need_root
 	need_cmd ip dnsmasq
-	mkdir -p "$VMG_LAB_RUN"
-	if [ "$(stat -f -c %T "$VMG_LAB_RUN")" = tmpfs ]; then
-		log "warning: $VMG_LAB_RUN is tmpfs: dnsmasq's lease fsync will not touch the disk, so disk noise will not reach the victim's DHCP (set VMG_LAB_RUN to a dir on the host disk)"
+	mkdir -p "$VMG_LAB_RUN" "$(dirname "$LEASES")"
+	if [ "$(stat -f -c %T "$(dirname "$LEASES")")" = tmpfs ]; then
+		log "warning: $LEASES is on tmpfs: dnsmasq's lease fsync will not touch the disk, so disk noise will not reach the victim's DHCP (set VMG_LAB_LEASE_DIR to a dir on the host disk)"
 	fi
 	if ! netns_exists "$NS"; then
 		ip netns add "$NS"
@@ -103,7 +115,7 @@ status() {
 	local rc=0
 	if netns_exists "$NS"; then echo "namespace $NS: present"; else echo "namespace $NS: absent"; rc=3; fi
 	if dnsmasq_running; then echo "dnsmasq: pid $(cat "$PIDF")"; else echo "dnsmasq: not running"; rc=3; fi
-	[ -s "$LEASES" ] && echo "leases: $(wc -l <"$LEASES")"
+	[ -s "$LEASES" ] && echo "leases: $(wc -l <"$LEASES") in $LEASES ($(stat -f -c %T "$LEASES"))"
 	return $rc
 }
 

@@ -14,6 +14,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include "common/macros.h"
 
@@ -1330,6 +1332,21 @@ static int read_file(const char *path, char **ret, size_t *ret_len,
         if (!f)
                 return set_error(err, -errno, path, 0, 0, "", "cannot open: %s",
                                  strerror(errno));
+        /* Like sshd's StrictModes: a policy decides whose guests get throttled, so a file
+         * that someone other than root (or our own user) could rewrite is refused. */
+        struct stat st;
+        if (fstat(fileno(f), &st) < 0)
+                return set_error(err, -errno, path, 0, 0, "", "cannot stat: %s", strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return set_error(err, -EINVAL, path, 0, 0, "", "not a regular file");
+        if (st.st_uid != 0 && st.st_uid != geteuid())
+                return set_error(err, -EPERM, path, 0, 0, "",
+                                 "owned by uid %u, not root: refusing a policy another user could rewrite",
+                                 (unsigned) st.st_uid);
+        if (st.st_mode & (S_IWGRP | S_IWOTH))
+                return set_error(err, -EPERM, path, 0, 0, "",
+                                 "writable by group or others (mode %04o): refusing it; run chmod go-w %s",
+                                 (unsigned) (st.st_mode & 07777), path);
         buf = malloc(POLICY_FILE_MAX + 1);
         if (!buf)
                 return set_error(err, -ENOMEM, path, 0, 0, "", "out of memory");

@@ -49,8 +49,13 @@ JSON
 	(while kill -0 $DPID 2>/dev/null; do touch "$T/snapshot.json" "$T/status.json"; sleep 0.5; done) &
 	on_exit quiet_kill $!
 fi
-for _ in $(seq 150); do [ -S "$SOCK" ] && break; sleep 0.1; done
-check "control socket appears" test -S "$SOCK"
+for _ in $(seq 150); do [ -S "$SOCK" ] && break; kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
+if [ ! -S "$SOCK" ]; then
+	t_fail "control socket appears (daemon log follows)"
+	sed 's/^/#   /' "$T/daemon.log" | tail -n 20
+	finish
+fi
+t_pass "control socket appears"
 check "socket mode 0600" test "$(stat -c %a "$SOCK")" = 600
 # Let a real daemon tick twice, so rates and the status file exist.
 [ $real -eq 1 ] && sleep 2.5

@@ -13,7 +13,7 @@ require_cmd curl jq promtool prometheus ss
 cd "$T_ROOT"
 BUILD=${BUILD:-build}
 tmp=$(mktemp -d /tmp/vmg-prom.XXXXXX)
-on_exit rm -rf "$tmp"
+[ -n "${VMG_KEEP_TMP:-}" ] || on_exit rm -rf "$tmp"
 
 # --- rules: static checks and unit tests (no root needed) -------------------------------
 check "promtool check rules" promtool check rules monitoring/vmguard-alerts.yml monitoring/vmguard-recording.yml
@@ -220,7 +220,7 @@ check "build_info carries version and job labels" sh -c \
 check_num "up{job=vmguard}" "$(q 'up{job="vmguard"}' | jq -r '.data.result[0].value[1]')" -eq 1
 check_num "vmguard_* series in Prometheus" "$(q 'count({__name__=~"vmguard_.+"})' | jq -r '.data.result[0].value[1]')" -ge 20
 check "target healthy, no scrape error" sh -c \
-	"curl -sf '$api/targets' | jq -e '.data.activeTargets[0] | .health == \"up\" and .lastError == \"\"'"
+	"curl -sf '$api/targets' | jq -ce '.data.activeTargets[0] | {health, lastError} | (., .health == \"up\" and .lastError == \"\")'"
 # The daemon ticks once a second: the counter must grow between scrapes.
 check "vmguard_ticks_total grows (rate > 0)" wait_for 20 has_value 'rate(vmguard_ticks_total[5s]) > 0'
 check "rules loaded and evaluating without error" wait_for 20 sh -c \

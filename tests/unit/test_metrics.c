@@ -568,9 +568,27 @@ static void test_httpd(void) {
                 CHECK_INT(src.calls - before, cases[i].snapshots);
         }
 
+        /* Keep-alive: two requests on one connection, answered in order, the first
+         * without closing (Prometheus reuses its connection between scrapes). */
+        T_CASE("keep-alive");
+        int before = src.calls;
+        int n = http_call(h, AF_INET,
+                          "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n"
+                          "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                          resp, sizeof resp);
+        CHECK(n > 0);
+        if (n > 0) {
+                const char *second = strstr(resp + 1, "HTTP/1.1 200 ");
+                CHECK(strncmp(resp, "HTTP/1.1 200 ", 13) == 0);
+                CHECK(second != NULL);
+                const char *first_close = strstr(resp, "Connection: close");
+                CHECK(!first_close || (second && first_close > second));
+        }
+        CHECK_INT(src.calls - before, 2);
+
         T_CASE("no snapshot: 500");
         src.file = NULL;
-        int n = http_call(h, AF_INET, "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", resp, sizeof resp);
+        n = http_call(h, AF_INET, "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", resp, sizeof resp);
         CHECK(n > 0 && strncmp(resp, "HTTP/1.1 500 ", 13) == 0);
 
         T_CASE("each scrape is a fresh snapshot");

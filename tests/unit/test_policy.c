@@ -611,6 +611,41 @@ static void test_cli(void) {
         }
 }
 
+/* StrictModes: a file another user could rewrite is refused, and changes nothing. */
+static void test_strict_modes(void) {
+        char dir[] = "/tmp/test_policy_modes.XXXXXX";
+        struct vmg_policy *p = NULL;
+        struct vmg_policy_error err = { 0 };
+        char msg[1024], path[600];
+
+        T_CASE("strict modes");
+        CHECK(mkdtemp(dir) != NULL);
+        CHECK_INT(write_file(dir, "acme.json",
+                             "{ \"tenant\": \"acme\", \"vms\": { \"names\": [\"a-*\"] } }\n"), 0);
+        snprintf(path, sizeof path, "%s/acme.json", dir);
+        CHECK(chmod(path, 0666) == 0);
+        CHECK_INT(vmg_policy_load(NULL, dir, &p, &err), -EPERM);
+        CHECK(p == NULL);
+        vmg_policy_error_format(&err, msg, sizeof msg);
+        CHECK_CONTAINS(msg, "acme.json");
+        CHECK_CONTAINS(msg, "writable by group or others (mode 0666)");
+        CHECK(chmod(path, 0620) == 0);
+        CHECK_INT(vmg_policy_load(NULL, dir, &p, &err), -EPERM);
+        CHECK(chmod(path, 0644) == 0);
+        CHECK_INT(vmg_policy_load(NULL, dir, &p, &err), 0);
+        vmg_policy_free(p);
+        p = NULL;
+        if (geteuid() == 0) {
+                /* Root may read anyone's file; it must still refuse one a user owns. */
+                CHECK(chown(path, 65534, 65534) == 0);
+                CHECK_INT(vmg_policy_load(NULL, dir, &p, &err), -EPERM);
+                vmg_policy_error_format(&err, msg, sizeof msg);
+                CHECK_CONTAINS(msg, "owned by uid 65534, not root");
+        }
+        unlink(path);
+        rmdir(dir);
+}
+
 int main(void) {
         if (access(FIX "/bad", R_OK) < 0) {
                 fprintf(stderr, "run from the repository root: %s not found\n", FIX "/bad");
@@ -623,6 +658,7 @@ int main(void) {
         test_examples();
         test_defaults();
         test_reload_keeps_old();
+        test_strict_modes();
         test_match();
         test_buffers();
         test_error_format();
