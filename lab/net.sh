@@ -23,9 +23,11 @@ esac
 PIDF="$VMG_LAB_RUN/$NS.dnsmasq.pid"
 # On tmpfs the fsync returns at once and disk noise could never reach the victim's DHCP.
 lease_dir() {
+	local d=$VMG_LAB_RUN
+	while [ ! -d "$d" ]; do d=$(dirname "$d"); done
 	if [ -n "${VMG_LAB_LEASE_DIR:-}" ]; then
 		echo "$VMG_LAB_LEASE_DIR"
-	elif [ -d "$VMG_LAB_RUN" ] && [ "$(stat -f -c %T "$VMG_LAB_RUN")" != tmpfs ]; then
+	elif [ "$(stat -f -c %T "$d")" != tmpfs ]; then
 		echo "$VMG_LAB_RUN"
 	else
 		echo /var/lib/vmguard-lab/leases
