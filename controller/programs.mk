@@ -11,3 +11,4 @@ VMGUARDD_SRCS := controller/vmguardd.c controller/manager.c controller/engine.c 
 $(eval $(call program,vmguardd,$(VMGUARDD_SRCS)))
 
 $(eval $(call unit_test,test_prober,tests/unit/test_prober.c controller/prober.c $(COMMON_SRCS)))
+$(eval $(call unit_test,test_monitor,tests/unit/test_monitor.c $(MONITOR_SRCS) $(COMMON_SRCS)))

@@ -214,6 +214,7 @@ q() { curl -sf --get --data-urlencode "query=$1" "$api/query"; }
 # has_value QUERY: the instant query returns at least one sample.
 has_value() { q "$1" | jq -e '.status == "success" and (.data.result | length > 0)' >/dev/null; }
 check "Prometheus answers vmguard_build_info with a value" wait_for 60 has_value vmguard_build_info
+[ -n "${VMG_DEBUG:-}" ] && { q vmguard_build_info; curl -s "$api/targets"; ss -ltnp | grep -E ":($pport|$mport) "; } >"$tmp/debug.txt" 2>&1
 check_num "vmguard_build_info value" "$(q vmguard_build_info | jq -r '.data.result[0].value[1]')" -eq 1
 check "build_info carries version and job labels" sh -c \
 	"curl -sf --get --data-urlencode 'query=vmguard_build_info' '$api/query' | jq -e '.data.result[0].metric | (.version | length > 0) and .job == \"vmguard\"'"
