@@ -7,15 +7,16 @@
 require_root
 require_cmd virsh jq ip
 cd "$T_ROOT"
-export VMG_LAB_NS=vmgprobe
+export VMG_LAB_NS=vmgp$$
+P=p$$ # unique guest names: never touch another run's guests
 VMG=./build/vmguard
 [ -x "$VMG" ] || { echo "build/vmguard missing: run make"; t_fail "vmguard built"; finish; }
 
 on_exit ./lab/net.sh down "$VMG_LAB_NS"
-on_exit ./lab/guest.sh destroy pidle
-on_exit ./lab/guest.sh destroy pcpu
-on_exit ./lab/guest.sh destroy pdisk
-on_exit ./lab/guest.sh destroy pnet
+on_exit ./lab/guest.sh destroy ${P}idle
+on_exit ./lab/guest.sh destroy ${P}cpu
+on_exit ./lab/guest.sh destroy ${P}disk
+on_exit ./lab/guest.sh destroy ${P}net
 check "libvirtd started" ./lab/libvirtd.sh start
 check "guest image built" ./lab/image.sh
 check "lab network up" ./lab/net.sh up "$VMG_LAB_NS"
@@ -25,16 +26,16 @@ vm() { # JSON FILE, DOMAIN NAME, jq expression on that VM
 }
 
 # --- CPU: one busy vCPU vs an idle guest ---------------------------------------------
-./lab/guest.sh create pcpu cpu --vcpus 1 --no-nic >/dev/null
-./lab/guest.sh create pidle idle --no-nic >/dev/null
-check "cpu guest ready" ./lab/guest.sh wait-ready pcpu 90
-check "idle guest ready" ./lab/guest.sh wait-ready pidle 90
+./lab/guest.sh create ${P}cpu cpu --vcpus 1 --no-nic >/dev/null
+./lab/guest.sh create ${P}idle idle --no-nic >/dev/null
+check "cpu guest ready" ./lab/guest.sh wait-ready ${P}cpu 90
+check "idle guest ready" ./lab/guest.sh wait-ready ${P}idle 90
 sleep 3
 out=$(mktemp)
 on_exit rm -f "$out"
 # libvirt's own figure over a window inside vmguard's 4 s interval (top connects first,
 # then samples twice 4 s apart), both measured on the same steady load.
-cputime() { virsh domstats vmg-pcpu --cpu-total | awk -F= '/cpu.time=/ {print $2}'; }
+cputime() { virsh domstats vmg-${P}cpu --cpu-total | awk -F= '/cpu.time=/ {print $2}'; }
 $VMG top --once --json --interval 4 >"$out" 2>/dev/null &
 toppid=$!
 sleep 1
@@ -42,8 +43,8 @@ w0=$(date +%s.%N); t0=$(cputime)
 sleep 2
 w1=$(date +%s.%N); t1=$(cputime)
 wait $toppid
-busy=$(vm "$out" vmg-pcpu '.rates.cpu_cores')
-idle=$(vm "$out" vmg-pidle '.rates.cpu_cores')
+busy=$(vm "$out" vmg-${P}cpu '.rates.cpu_cores')
+idle=$(vm "$out" vmg-${P}idle '.rates.cpu_cores')
 libvirt_cores=$(awk -v a="$t0" -v b="$t1" -v w0="$w0" -v w1="$w1" 'BEGIN { printf "%.3f", (b - a) / 1e9 / (w1 - w0) }')
 echo "# cpu: busy guest $busy cores (libvirt cpu.time over the same ~3 s: $libvirt_cores), idle guest $idle cores"
 check_num "busy guest reads close to one core" "$busy" -ge 0.6
@@ -52,17 +53,17 @@ check_num "idle guest reads close to zero" "$idle" -le 0.15
 ratio=$(awk -v a="$busy" -v b="$libvirt_cores" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
 check_num "agrees with virsh domstats cpu.time (ratio)" "$ratio" -ge 0.8
 check_num "agrees with virsh domstats cpu.time (ratio)" "$ratio" -le 1.25
-check "cpu source named" test "$(vm "$out" vmg-pcpu '.sources' | grep -c 'cpu=cgroup')" = 1
-vcpu_delay=$(vm "$out" vmg-pcpu '.rates.vcpu_delay_frac')
+check "cpu source named" test "$(vm "$out" vmg-${P}cpu '.sources' | grep -c 'cpu=cgroup')" = 1
+vcpu_delay=$(vm "$out" vmg-${P}cpu '.rates.vcpu_delay_frac')
 check_num "vCPU run delay (steal) is read" "${vcpu_delay:-x}" -ge 0
-./lab/guest.sh destroy pcpu >/dev/null
-./lab/guest.sh destroy pidle >/dev/null
+./lab/guest.sh destroy ${P}cpu >/dev/null
+./lab/guest.sh destroy ${P}idle >/dev/null
 
 # --- Disk: direct writes to an image on the host disk ---------------------------------
-./lab/guest.sh create pdisk disk --cache none --no-nic >/dev/null
-check "disk guest ready" ./lab/guest.sh wait-ready pdisk 90
+./lab/guest.sh create ${P}disk disk --cache none --no-nic >/dev/null
+check "disk guest ready" ./lab/guest.sh wait-ready ${P}disk 90
 sleep 2
-img=$(./lab/guest.sh info pdisk | awk -F= '$1 == "disk" {print $2}')
+img=$(./lab/guest.sh info ${P}disk | awk -F= '$1 == "disk" {print $2}')
 dev=$(stat -c '%d' "$img")
 want="$(( dev >> 8 )):$(( dev & 255 ))"
 # The image's filesystem may sit on a partition; vmguard maps it to the whole disk.
@@ -70,25 +71,25 @@ if [ -e "/sys/dev/block/$want/partition" ]; then
 	want=$(cat "$(readlink -f "/sys/dev/block/$want")/../dev")
 fi
 $VMG top --once --json --interval 3 >"$out" 2>/dev/null
-wr=$(vm "$out" vmg-pdisk '.rates.disk_write_bytes_per_s')
-hostdev=$(vm "$out" vmg-pdisk '.disks[0].host_device')
-src=$(vm "$out" vmg-pdisk '.rates.disk_source')
+wr=$(vm "$out" vmg-${P}disk '.rates.disk_write_bytes_per_s')
+hostdev=$(vm "$out" vmg-${P}disk '.disks[0].host_device')
+src=$(vm "$out" vmg-${P}disk '.rates.disk_source')
 echo "# disk: guest writes $(awk -v w="$wr" 'BEGIN { printf "%.1f", w / 1e6 }') MB/s (source $src) to host device $hostdev (image on $want)"
 check_num "disk guest write rate above 1 MB/s" "${wr:-x}" -gt 1000000
 check "disk mapped to the image's host device $want" test "$hostdev" = "$want"
-./lab/guest.sh destroy pdisk >/dev/null
+./lab/guest.sh destroy ${P}disk >/dev/null
 
 # --- Network: packets on the guest's tap, read in the lab namespace --------------------
-./lab/guest.sh create pnet net >/dev/null
-check "net guest ready" ./lab/guest.sh wait-ready pnet 90
+./lab/guest.sh create ${P}net net >/dev/null
+check "net guest ready" ./lab/guest.sh wait-ready ${P}net 90
 sleep 2
 $VMG top --once --json --interval 3 >"$out" 2>/dev/null
-tap=$(vm "$out" vmg-pnet '.taps[0].tap')
-found=$(vm "$out" vmg-pnet '.taps[0].found')
-pps=$(vm "$out" vmg-pnet '.rates.net_tx_packets_per_s')
+tap=$(vm "$out" vmg-${P}net '.taps[0].tap')
+found=$(vm "$out" vmg-${P}net '.taps[0].found')
+pps=$(vm "$out" vmg-${P}net '.rates.net_tx_packets_per_s')
 echo "# net: guest transmits $pps pkt/s on tap $tap (in netns $VMG_LAB_NS)"
 check "tap found in the lab namespace" test "$found" = true
 check_num "guest's packets counted on its tap" "${pps:-x}" -gt 100
-./lab/guest.sh destroy pnet >/dev/null
+./lab/guest.sh destroy ${P}net >/dev/null
 
 finish
