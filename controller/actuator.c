@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <math.h>
 #include <stdbool.h>
@@ -77,10 +78,48 @@ static int open_beneath(int dirfd, const char *relpath, int flags) {
                 return fd;
         if (errno != ENOSYS)
                 return -errno;
-        /* Kernels before 5.6: no openat2; cgroupfs has no symlinks, O_NOFOLLOW covers the
-         * last component and the journal rejects "..". */
-        fd = openat(dirfd, relpath, flags | O_CLOEXEC | O_NOFOLLOW);
-        return fd >= 0 ? fd : -errno;
+        /* Kernels before 5.6 (and valgrind, which does not know openat2): no openat2.
+         * O_NOFOLLOW alone covers only the last component, so a symlinked VM directory
+         * would be followed (test_actuator failed under valgrind): walk the directories
+         * one at a time with O_NOFOLLOW, refusing ".." and absolute paths as
+         * RESOLVE_BENEATH does. */
+        if (relpath[0] == '/')
+                return -EXDEV;
+        char copy[PATH_MAX];
+        if (snprintf(copy, sizeof copy, "%s", relpath) >= (int) sizeof copy)
+                return -ENAMETOOLONG;
+        int cur = dirfd;
+        char *comp = copy;
+        for (char *slash; (slash = strchr(comp, '/')); comp = slash + 1) {
+                *slash = '\0';
+                if (strcmp(comp, "..") == 0) {
+                        fd = -EXDEV;
+                        break;
+                }
+                if (!*comp || strcmp(comp, ".") == 0)
+                        continue;
+                fd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0) {
+                        /* O_DIRECTORY reports a symlink as ENOTDIR; openat2 says ELOOP */
+                        fd = errno == ENOTDIR ? -ELOOP : -errno;
+                        break;
+                }
+                if (cur != dirfd)
+                        close(cur);
+                cur = fd;
+        }
+        if (fd >= 0 || cur != dirfd || !strchr(relpath, '/')) {
+                if (strcmp(comp, "..") == 0)
+                        fd = -EXDEV;
+                else if (fd >= 0 || cur != dirfd || !strchr(relpath, '/')) {
+                        fd = openat(cur, comp, flags | O_CLOEXEC | O_NOFOLLOW);
+                        if (fd < 0)
+                                fd = -errno;
+                }
+        }
+        if (cur != dirfd)
+                close(cur);
+        return fd;
 }
 
 int vmg_act_write_default(int dirfd, const char *relpath, const char *value, void *userdata) {

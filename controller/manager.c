@@ -701,7 +701,7 @@ static void write_status(struct vmg_manager *m, uint64_t now_ns) {
         char tmp[512], dst[512];
         snprintf(tmp, sizeof tmp, "%s/.%s.tmp", m->state_dir, STATUS_FILE);
         snprintf(dst, sizeof dst, "%s/%s", m->state_dir, STATUS_FILE);
-        if (json_dump_file(root, tmp, JSON_COMPACT | JSON_REAL_PRECISION(6)) == 0) {
+        if (json_dump_file(root, tmp, JSON_COMPACT | JSON_REAL_PRECISION(17)) == 0) {
                 if (rename(tmp, dst) < 0)
                         log_debug_errno(errno, "cannot rename %s: %m", tmp);
         }
@@ -854,3 +854,4 @@ void vmg_manager_on_blkiotune(struct vmg_manager *m) {
 
 uint64_t vmg_manager_tick_ns(const struct vmg_manager *m) { return m->tick_ns; }
 const char *vmg_manager_status_line(struct vmg_manager *m) { return m->status; }
+const struct vmg_policy *vmg_manager_policy(const struct vmg_manager *m) { return m->policy; }

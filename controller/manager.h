@@ -54,6 +54,9 @@ void vmg_manager_on_blkiotune(struct vmg_manager *m);
  * usage (rates and cumulative counters), limits in force and why. The caller owns it. */
 json_t *vmg_manager_snapshot(struct vmg_manager *m, uint64_t now_ns);
 
+/* The policy in force (replaced on a successful reload: do not keep it across ticks). */
+const struct vmg_policy *vmg_manager_policy(const struct vmg_manager *m);
+
 uint64_t vmg_manager_tick_ns(const struct vmg_manager *m);
 /* "N guests, M throttled" for sd_notify STATUS=. */
 const char *vmg_manager_status_line(struct vmg_manager *m);

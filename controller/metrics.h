@@ -13,12 +13,15 @@
 /* Writes the exposition of snapshot to out: every family once, HELP and TYPE before its
  * first sample, samples of a family contiguous, label values escaped; null or missing
  * figures are left out (never printed as NaN). Guests without a uuid and repeated uuids
- * (which would make Prometheus reject the whole scrape) are skipped. Returns 0; -EINVAL
- * when snapshot is not a JSON object; -EIO when writing to out failed. */
+ * (which would make Prometheus reject the whole scrape) are skipped. The text is built in
+ * memory first, so out receives all of it or, on -EINVAL/-ENOMEM, nothing. Returns 0;
+ * -EINVAL when snapshot is not a JSON object or out is NULL; -ENOMEM; -EIO when writing
+ * to out failed. */
 int vmg_metrics_render(const json_t *snapshot, FILE *out);
 
 /* Same, into a malloc()ed NUL-terminated buffer. On success *ret (free() it) and
- * *ret_len are set and 0 is returned; -ENOMEM or the errors above otherwise. */
+ * *ret_len (without the NUL) are set and 0 is returned; -EINVAL or -ENOMEM otherwise,
+ * with *ret and *ret_len untouched. */
 int vmg_metrics_render_buf(const json_t *snapshot, char **ret, size_t *ret_len);
 
 /* For node_exporter's textfile collector: renders into PATH.tmp next to path, then

@@ -1,12 +1,13 @@
 # The programs: linked from every module's sources (this fragment is included last).
 MONITOR_SRCS := controller/monitor.c $(PROBES_SRCS) $(DISCOVERY_SRCS)
 
-VMGUARD_SRCS := controller/vmguard.c controller/top.c controller/cli_policy.c \
+VMGUARD_SRCS := controller/vmguard.c controller/top.c controller/cli_policy.c $(CTL_CLI_SRCS) \
 	$(MONITOR_SRCS) $(POLICY_SRCS) $(COMMON_SRCS)
 $(eval $(call program,vmguard,$(VMGUARD_SRCS)))
 
 ACTORS_SRCS := controller/actuator.c controller/journal.c controller/blkiotune.c controller/shaper.c
-VMGUARDD_SRCS := controller/vmguardd.c controller/manager.c controller/engine.c controller/prober.c $(ACTORS_SRCS) \
+VMGUARDD_SRCS := controller/vmguardd.c controller/manager.c controller/engine.c controller/prober.c $(ACTORS_SRCS) $(CTLSOCK_SRCS) \
+	controller/metrics.c controller/httpd.c \
 	$(MONITOR_SRCS) $(POLICY_SRCS) $(COMMON_SRCS)
 $(eval $(call program,vmguardd,$(VMGUARDD_SRCS)))
 

@@ -16,6 +16,10 @@ static void usage(FILE *out) {
                 "Commands:\n"
                 "  top [--once] [--json] [--interval SEC] [--connect URI]\n"
                 "                     per-VM CPU, disk, network and host services, live\n"
+                "  status [--json] [--socket PATH]\n"
+                "                     guests, limits in force, contention and services\n"
+                "  explain VM [--json] [--socket PATH]\n"
+                "                     why a guest is (or is not) throttled, and when it is released\n"
                 "  policy check [--host FILE] [--tenants DIR] [FILES...]\n"
                 "                     validate policy files and print the effective policy\n"
                 "  version            print the version\n");
@@ -29,6 +33,10 @@ int main(int argc, char **argv) {
         const char *cmd = argv[1];
         if (strcmp(cmd, "top") == 0)
                 return cmd_top(argc - 1, argv + 1);
+        if (strcmp(cmd, "status") == 0)
+                return cmd_status(argc - 1, argv + 1);
+        if (strcmp(cmd, "explain") == 0)
+                return cmd_explain(argc - 1, argv + 1);
         if (strcmp(cmd, "policy") == 0)
                 return cmd_policy(argc - 1, argv + 1);
         if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

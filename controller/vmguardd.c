@@ -14,6 +14,9 @@
 
 #include "common/log.h"
 #include "common/macros.h"
+#include "controller/ctlsock.h"
+#include "controller/httpd.h"
+#include "controller/metrics.h"
 #include "controller/manager.h"
 #include "policies/policy.h"
 
@@ -22,12 +25,46 @@ struct daemon {
         sd_event *ev;
         sd_event_source *timer;
         uint64_t next_usec;
+        struct vmg_ctl_server *ctl;
+        struct vmg_httpd *httpd;
+        const char *textfile; /* node_exporter textfile collector output, or NULL */
 };
+
+static json_t *metrics_snapshot(void *userdata) {
+        struct daemon *d = userdata;
+        uint64_t now;
+        if (sd_event_now(d->ev, CLOCK_MONOTONIC, &now) < 0)
+                return NULL;
+        return vmg_manager_snapshot(d->mgr, now * 1000);
+}
+
+/* The control socket's requests: a fresh snapshot, which ctlsock turns into the answer. */
+static json_t *on_ctl_request(const json_t *req, void *userdata) {
+        struct daemon *d = userdata;
+        uint64_t now;
+        (void) sd_event_now(d->ev, CLOCK_MONOTONIC, &now);
+        return vmg_ctl_answer(req, vmg_manager_snapshot(d->mgr, now * 1000), vmg_manager_policy(d->mgr));
+}
+
+static int on_ctl(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        (void) s;
+        (void) fd;
+        (void) revents;
+        (void) vmg_ctl_server_dispatch(((struct daemon *) userdata)->ctl);
+        return 0;
+}
 
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         struct daemon *d = userdata;
         (void) vmg_manager_tick(d->mgr, usec * 1000);
         (void) sd_notifyf(false, "STATUS=%s", vmg_manager_status_line(d->mgr));
+        if (d->textfile) {
+                json_t *snap = vmg_manager_snapshot(d->mgr, usec * 1000);
+                int r = snap ? vmg_metrics_write_textfile(snap, d->textfile) : -ENOMEM;
+                if (r < 0)
+                        log_warning_errno(r, "cannot write metrics to %s: %m", d->textfile);
+                json_decref(snap);
+        }
         /* Fixed rate, not fixed delay: a slow tick does not stretch the interval; a tick that
          * fell behind by more than one interval skips ahead instead of bursting. */
         uint64_t step = vmg_manager_tick_ns(d->mgr) / 1000;
@@ -71,6 +108,9 @@ static void usage(FILE *out) {
                 "  --tenants DIR        tenant policies (default /etc/vmguard/tenants.d)\n"
                 "  --connect URI        libvirt URI (default qemu:///system)\n"
                 "  --state-dir DIR      where original values are remembered (default /run/vmguard)\n"
+                "  --socket PATH        control socket (default STATE_DIR/control.sock)\n"
+                "  --metrics ADDR:PORT  serve Prometheus /metrics there (e.g. 127.0.0.1:9877)\n"
+                "  --metrics-textfile PATH.prom   write metrics for node_exporter's textfile collector\n"
                 "  --tick SEC           override the host policy's tick\n"
                 "  --dry-run            decide and log everything, change nothing\n"
                 "  --cgroup-root DIR, --proc-root DIR, --netns-dir DIR   kernel paths (tests)\n"
@@ -83,10 +123,12 @@ int main(int argc, char **argv) {
                 { "connect", required_argument, NULL, 'c' },  { "state-dir", required_argument, NULL, 's' },
                 { "tick", required_argument, NULL, 't' },     { "dry-run", no_argument, NULL, 'n' },
                 { "cgroup-root", required_argument, NULL, 'C' }, { "proc-root", required_argument, NULL, 'P' },
-                { "netns-dir", required_argument, NULL, 'N' }, { "verbose", no_argument, NULL, 'v' },
+                { "netns-dir", required_argument, NULL, 'N' }, { "socket", required_argument, NULL, 'S' },
+                { "metrics", required_argument, NULL, 'M' }, { "metrics-textfile", required_argument, NULL, 'X' }, { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },           {},
         };
         struct vmg_manager_config cfg = {};
+        const char *ctl_path = NULL, *metrics_addr = NULL, *textfile = NULL;
         int c;
         while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
                 switch (c) {
@@ -107,6 +149,9 @@ int main(int argc, char **argv) {
                 case 'C': cfg.cgroup_root = optarg; break;
                 case 'P': cfg.proc_root = optarg; break;
                 case 'N': cfg.netns_dir = optarg; break;
+                case 'S': ctl_path = optarg; break;
+                case 'M': metrics_addr = optarg; break;
+                case 'X': textfile = optarg; break;
                 case 'v': log_set_max_level(LOG_DEBUG); break;
                 case 'h': usage(stdout); return 0;
                 default: usage(stderr); return 2;
@@ -121,7 +166,7 @@ int main(int argc, char **argv) {
                 return 1;
         }
 
-        struct daemon d = {};
+        struct daemon d = { .textfile = textfile };
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -143,6 +188,25 @@ int main(int argc, char **argv) {
         if ((r = sd_event_add_signal(d.ev, NULL, SIGTERM, NULL, NULL)) < 0 ||
             (r = sd_event_add_signal(d.ev, NULL, SIGINT, NULL, NULL)) < 0 ||
             (r = sd_event_add_signal(d.ev, NULL, SIGHUP, on_sighup, &d)) < 0)
+                goto out;
+        if (metrics_addr) {
+                r = vmg_httpd_new(metrics_addr, metrics_snapshot, &d, &d.httpd);
+                if (r >= 0)
+                        r = vmg_httpd_attach(d.httpd, d.ev);
+                if (r < 0) {
+                        log_error_errno(r, "cannot serve /metrics on %s: %m", metrics_addr);
+                        goto out;
+                }
+        }
+        char ctl_default[512];
+        snprintf(ctl_default, sizeof ctl_default, "%s/control.sock", cfg.state_dir ? cfg.state_dir : "/run/vmguard");
+        r = vmg_ctl_server_new(ctl_path ? ctl_path : ctl_default, on_ctl_request, &d, &d.ctl);
+        if (r < 0)
+                goto out;
+        /* A --dry-run daemon of an unprivileged user answers that user. */
+        (void) vmg_ctl_server_set_allowed_uid(d.ctl, geteuid());
+        r = sd_event_add_io(d.ev, NULL, vmg_ctl_server_fd(d.ctl), EPOLLIN, on_ctl, &d);
+        if (r < 0)
                 goto out;
         r = sd_event_add_io(d.ev, NULL, vmg_manager_libvirt_fd(d.mgr), EPOLLIN, on_libvirt, &d);
         if (r < 0)
@@ -166,7 +230,9 @@ out:
                 log_error_errno(r, "event loop failed: %m");
         (void) sd_notify(false, "STOPPING=1\nSTATUS=restoring original values");
         sd_event_source_unref(d.timer);
+        vmg_httpd_free(d.httpd);
         sd_event_unref(d.ev);
+        vmg_ctl_server_free(d.ctl);
         vmg_manager_free(d.mgr);
         log_info("vmguard stopped; every value it changed was put back");
         return r < 0 ? 1 : 0;

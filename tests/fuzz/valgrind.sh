@@ -20,7 +20,7 @@ for t in "$@"; do
         rc=$?
         errs=$(sed -nE 's/.*ERROR SUMMARY: ([0-9]+) errors.*/\1/p' "$log.vg" | tail -n 1)
         lost=$(sed -nE 's/.*definitely lost: ([0-9,]+) bytes.*/\1/p' "$log.vg" | tail -n 1)
-        summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+        summary=$(grep -a -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
         if [ $rc -eq 0 ]; then
                 passed=$((passed + 1)); res=ok
         elif [ $rc -eq 77 ]; then

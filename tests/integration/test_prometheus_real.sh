@@ -8,6 +8,7 @@
 #
 # Until vmguardd has --metrics, the endpoint is tests/tools/metrics_serve (the same httpd
 # and metrics modules) serving the status.json a running vmguardd rewrites every tick.
+# VMG_KEEP_TMP=1 keeps the temp dir (logs, config, scrape) for a look after a failure.
 . "$(dirname "$0")/lib.sh"
 require_cmd curl jq promtool prometheus ss
 cd "$T_ROOT"
@@ -210,22 +211,44 @@ prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/tsdb" \
 ppid_=$!
 on_exit stop_pid "$ppid_"
 api="http://127.0.0.1:$pport/api/v1"
-q() { curl -sf --get --data-urlencode "query=$1" "$api/query"; }
+# jget URL...: the body of a successful GET, or failure (jq -e reads an empty input as
+# success, so a failed curl must never reach it).
+jget() {
+	local out
+	out=$(curl -sf "$@") && [ -n "$out" ] || return 1
+	printf '%s\n' "$out"
+}
+q() { jget --get --data-urlencode "query=$1" "$api/query"; }
 # has_value QUERY: the instant query returns at least one sample.
-has_value() { q "$1" | jq -e '.status == "success" and (.data.result | length > 0)' >/dev/null; }
+has_value() {
+	local out
+	out=$(q "$1") || return 1
+	jq -e '.status == "success" and (.data.result | length > 0)' <<<"$out" >/dev/null
+}
+# value QUERY: the first sample's value, or nothing.
+value() {
+	local out
+	out=$(q "$1") || return 1
+	jq -r '.data.result[0].value[1] // empty' <<<"$out"
+}
+# api_check PATH JQ: GET /api/v1/PATH and test it with jq (prints what it tested).
+api_check() {
+	local out
+	out=$(jget "$api/$1") || { echo "GET $api/$1 failed"; return 1; }
+	jq -ce "$2" <<<"$out"
+}
 check "Prometheus answers vmguard_build_info with a value" wait_for 60 has_value vmguard_build_info
-[ -n "${VMG_DEBUG:-}" ] && { q vmguard_build_info; curl -s "$api/targets"; ss -ltnp | grep -E ":($pport|$mport) "; } >"$tmp/debug.txt" 2>&1
-check_num "vmguard_build_info value" "$(q vmguard_build_info | jq -r '.data.result[0].value[1]')" -eq 1
-check "build_info carries version and job labels" sh -c \
-	"curl -sf --get --data-urlencode 'query=vmguard_build_info' '$api/query' | jq -e '.data.result[0].metric | (.version | length > 0) and .job == \"vmguard\"'"
-check_num "up{job=vmguard}" "$(q 'up{job="vmguard"}' | jq -r '.data.result[0].value[1]')" -eq 1
-check_num "vmguard_* series in Prometheus" "$(q 'count({__name__=~"vmguard_.+"})' | jq -r '.data.result[0].value[1]')" -ge 20
-check "target healthy, no scrape error" sh -c \
-	"curl -sf '$api/targets' | jq -ce '.data.activeTargets[0] | {health, lastError} | (., .health == \"up\" and .lastError == \"\")'"
+check_num "vmguard_build_info value" "$(value vmguard_build_info)" -eq 1
+check "build_info carries version and job labels" api_check "query?query=vmguard_build_info" \
+	'.data.result[0].metric | ., ((.version | length > 0) and .job == "vmguard")'
+check_num "up{job=vmguard}" "$(value 'up{job="vmguard"}')" -eq 1
+check_num "vmguard_* series in Prometheus" "$(value 'count({__name__=~"vmguard_.+"})')" -ge 20
+check "target healthy, no scrape error" api_check targets \
+	'.data.activeTargets[0] | {health, lastError} | (., .health == "up" and .lastError == "")'
 # The daemon ticks once a second: the counter must grow between scrapes.
 check "vmguard_ticks_total grows (rate > 0)" wait_for 20 has_value 'rate(vmguard_ticks_total[5s]) > 0'
-check "rules loaded and evaluating without error" wait_for 20 sh -c \
-	"curl -sf '$api/rules' | jq -e '[.data.groups[].rules[]] | length == 23 and all(.health == \"ok\")'"
+check "rules loaded and evaluating without error" wait_for 20 api_check rules \
+	'[.data.groups[].rules[]] | length == 23 and all(.health == "ok")'
 
 # Every query of the dashboard must parse and run (template variables as "match all").
 bad=0
@@ -234,15 +257,18 @@ while IFS= read -r e; do
 	e=${e//\$instance/.*}
 	e=${e//\$tenant/.*}
 	e=${e//\$domain/.*}
-	q "$e" | jq -e '.status == "success"' >/dev/null || { bad=$((bad + 1)); echo "#   dashboard query fails: $e"; }
+	out=$(q "$e") && jq -e '.status == "success"' <<<"$out" >/dev/null || {
+		bad=$((bad + 1))
+		echo "#   dashboard query fails: $e"
+	}
 done < <(jq -r '.. | .expr? // empty' monitoring/grafana-vmguard.json)
 check_num "dashboard queries Prometheus rejects" "$bad" -eq 0
 
 # --- vmguard gone: up drops to 0, VmguardDown becomes pending ---------------------------
 stop_pid "$target_pid"
 check "up{job=vmguard} falls to 0 after vmguard stops" wait_for 20 has_value 'up{job="vmguard"} == 0'
-check "VmguardDown alert pending" wait_for 20 sh -c \
-	"curl -sf '$api/alerts' | jq -e '[.data.alerts[] | select(.labels.alertname == \"VmguardDown\")] | length == 1'"
+check "VmguardDown alert pending" wait_for 20 api_check alerts \
+	'[.data.alerts[] | select(.labels.alertname == "VmguardDown")] | length == 1'
 if grep -qiE 'panic|runtime error' "$tmp/vmguardd.log" "$tmp/prometheus.log" 2>/dev/null; then
 	t_fail "no crash in the logs"
 	tail -n 20 "$tmp/vmguardd.log" "$tmp/prometheus.log" | sed 's/^/#   /'

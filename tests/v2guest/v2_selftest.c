@@ -381,6 +381,41 @@ static int run(const char *name, int id, const char *disk, pid_t busy, pid_t wpi
         r = vmg_act_get_cpu(a, &avm, &cores);
         check(r == 0 && cores > 0.199 && cores < 0.201, "vmg_act_get_cpu reads %.3f", cores);
 
+        /* CPU cap first alone: with both at once the writer, sharing the 0.2 core with the
+         * busy loop, waits on CFS throttling after each completion and the disk rate would
+         * show the CPU cap rather than io.max. */
+        sleep_s(SETTLE_S);
+        r = measure(vm, proc, busy, maj, min, &thr);
+        check(r == 0, "cpu-capped window measured (r=%d)", r);
+        if (r < 0)
+                goto out;
+        show("cpu.max 0.2", &thr);
+        /* The quota bounds the whole group: busy loop + writer + their shells. */
+        check(thr.r.cpu_cores <= CAP_CORES * 1.25 && thr.r.cpu_cores >= CAP_CORES * 0.5,
+              "cpu falls to ~%.1f core under cpu.max (%.3f, was %.3f)", CAP_CORES, thr.r.cpu_cores,
+              base.r.cpu_cores);
+        check(thr.busy_cores <= CAP_CORES * 1.25, "busy pid at most ~%.1f core (%.3f)", CAP_CORES, thr.busy_cores);
+        check(thr.c1.cpu_nr_periods > thr.c0.cpu_nr_periods && thr.r.cpu_throttled_frac > 0.5,
+              "cpu.stat nr_periods grows and > 50%% of periods are throttled (%.0f%%)", thr.r.cpu_throttled_frac * 100);
+        check(thr.c1.cpu_throttled_ns > thr.c0.cpu_throttled_ns, "cpu.stat throttled_usec grows (+%.0f ms)",
+              (double) (thr.c1.cpu_throttled_ns - thr.c0.cpu_throttled_ns) / 1e6);
+        check(thr.dcpu_some_us > base.dcpu_some_us, "cgroup cpu.pressure some grows faster while throttled "
+              "(+%" PRIu64 " us vs +%" PRIu64 " us)", thr.dcpu_some_us, base.dcpu_some_us);
+
+        /* Then the disk limit alone (the CPU cap lifted through the same journal). */
+        struct vmg_knob cpu_knob = { .kind = "cgroup", .root = "unified", .path = NULL, .key = "" };
+        char cpu_rel[512];
+        snprintf(cpu_rel, sizeof cpu_rel, "%s/cpu.max", domdir);
+        cpu_knob.path = cpu_rel;
+        struct vmg_journal_backend be;
+        vmg_act_journal_backend(a, &be);
+        r = vmg_journal_restore(j, UUID, &cpu_knob, &be, 1);
+        s = slurp(cpu_max);
+        check(r == 1 && str_is(s, "max 100000"), "cpu.max alone restored from the journal (r=%d, \"%s\")", r,
+              s ? s : "-");
+        free(s);
+        s = NULL;
+
         struct vmg_io_limit lim = { .rbps = VMG_IO_KEEP, .wbps = WBPS_LIMIT, .riops = VMG_IO_KEEP,
                                     .wiops = VMG_IO_KEEP };
         r = vmg_act_set_io(a, &avm, maj, min, &lim);
@@ -393,6 +428,27 @@ static int run(const char *name, int id, const char *disk, pid_t busy, pid_t wpi
         s = NULL;
         r = vmg_act_set_io(a, &avm, maj, min, &lim);
         check(r == 0, "second vmg_act_set_io is a no-op (r=%d)", r);
+
+        sleep_s(SETTLE_S);
+        r = measure(vm, proc, busy, maj, min, &thr);
+        check(r == 0, "io-capped window measured (r=%d)", r);
+        if (r < 0)
+                goto out;
+        show("io.max wbps 2 MiB/s", &thr);
+        /* blk-throttle lets a slice's worth through at once; 25% over the limit covers the
+         * edges of a 3 s window. */
+        check(thr.dev_wBps >= 0 && thr.dev_wBps <= WBPS_LIMIT * 1.25, "writes to %s fall to ~%.1f MB/s under "
+              "io.max (%.2f MB/s, was %.2f)", dev, WBPS_LIMIT / 1e6, thr.dev_wBps / 1e6, base.dev_wBps / 1e6);
+        /* A floor only to tell a rate limit from a stall: the host disk under this guest is
+         * shared with other lab guests, whose writes slow each of ours (measured 1.46-2.12
+         * MB/s here against 2.10 allowed). */
+        check(thr.dev_wBps >= WBPS_LIMIT * 0.4, "writer still progresses under the limit (%.2f MB/s)",
+              thr.dev_wBps / 1e6);
+        check(thr.r.cpu_cores > CAP_CORES * 2, "cpu not capped meanwhile (%.3f)", thr.r.cpu_cores);
+
+        /* Both limits at once, as the engine applies them to a noisy guest. */
+        r = vmg_act_set_cpu(a, &avm, CAP_CORES);
+        check(r == 1, "cpu cap set again, both limits now live (r=%d)", r);
         check(vmg_journal_count(j) == 2, "journal holds 2 originals (%zu)", vmg_journal_count(j));
         snprintf(path, sizeof path, "%s/%s", STATE_DIR, VMG_JOURNAL_FILE);
         s = slurp(path);
@@ -400,28 +456,16 @@ static int run(const char *name, int id, const char *disk, pid_t busy, pid_t wpi
               "journal file %s names cpu.max, io.max and the original \"max 100000\"", path);
         free(s);
         s = NULL;
-
         sleep_s(SETTLE_S);
         r = measure(vm, proc, busy, maj, min, &thr);
-        check(r == 0, "throttled window measured (r=%d)", r);
+        check(r == 0, "both-capped window measured (r=%d)", r);
         if (r < 0)
                 goto out;
-        show("throttled", &thr);
-        /* The quota bounds the whole group: busy loop + writer + their shells. */
-        check(thr.r.cpu_cores <= CAP_CORES * 1.25 && thr.r.cpu_cores >= CAP_CORES * 0.5,
-              "cpu falls to ~%.1f core under cpu.max (%.3f, was %.3f)", CAP_CORES, thr.r.cpu_cores,
-              base.r.cpu_cores);
-        check(thr.busy_cores <= CAP_CORES * 1.25, "busy pid at most ~%.1f core (%.3f)", CAP_CORES, thr.busy_cores);
-        check(thr.c1.cpu_nr_periods > thr.c0.cpu_nr_periods && thr.r.cpu_throttled_frac > 0.5,
-              "cpu.stat nr_periods grows and > 50%% of periods are throttled (%.0f%%)", thr.r.cpu_throttled_frac * 100);
-        check(thr.c1.cpu_throttled_ns > thr.c0.cpu_throttled_ns, "cpu.stat throttled_usec grows (+%.0f ms)",
-              (double) (thr.c1.cpu_throttled_ns - thr.c0.cpu_throttled_ns) / 1e6);
-        /* blk-throttle lets a slice's worth through at once; 25% over the limit covers the
-         * edges of a 3 s window. */
-        check(thr.dev_wBps >= 0 && thr.dev_wBps <= WBPS_LIMIT * 1.25, "writes to %s fall to ~%.1f MB/s under "
-              "io.max (%.2f MB/s, was %.2f)", dev, WBPS_LIMIT / 1e6, thr.dev_wBps / 1e6, base.dev_wBps / 1e6);
-        check(thr.dev_wBps >= WBPS_LIMIT * 0.5, "writer still progresses near the limit (%.2f MB/s)",
-              thr.dev_wBps / 1e6);
+        show("cpu.max + io.max", &thr);
+        check(thr.r.cpu_cores <= CAP_CORES * 1.25, "cpu at most ~%.1f core with both limits (%.3f)", CAP_CORES,
+              thr.r.cpu_cores);
+        check(thr.dev_wBps >= 0 && thr.dev_wBps <= WBPS_LIMIT * 1.25, "writes at most ~%.1f MB/s with both "
+              "limits (%.2f MB/s)", WBPS_LIMIT / 1e6, thr.dev_wBps / 1e6);
 
         /* --- release through the journal ------------------------------------------ */
         r = vmg_act_release(a, UUID);
@@ -443,8 +487,10 @@ static int run(const char *name, int id, const char *disk, pid_t busy, pid_t wpi
         show("released", &rec);
         check(rec.r.cpu_cores >= base.r.cpu_cores * 0.6 && rec.r.cpu_cores > CAP_CORES * 2,
               "cpu recovers (%.3f, baseline %.3f)", rec.r.cpu_cores, base.r.cpu_cores);
-        check(rec.dev_wBps >= base.dev_wBps * 0.4 && rec.dev_wBps > 2.0 * WBPS_LIMIT,
-              "disk writes recover (%.2f MB/s, baseline %.2f)", rec.dev_wBps / 1e6, base.dev_wBps / 1e6);
+        /* Against the limit, not the baseline: the host disk's speed moves with other lab
+         * guests' writes (measured 6.7-18.7 MB/s after release against a 17.9-26.7 baseline). */
+        check(rec.dev_wBps > 2.0 * WBPS_LIMIT, "disk writes recover above twice the lifted limit (%.2f MB/s, "
+              "baseline %.2f)", rec.dev_wBps / 1e6, base.dev_wBps / 1e6);
         check(rec.c1.cpu_nr_periods == rec.c0.cpu_nr_periods, "no CFS periods counted after the quota is gone");
 
         /* --- crash: limits left by a killed daemon, restored by the next start ------ */

@@ -2,7 +2,8 @@
 # Linked statically (the guest initramfs has no libc) and never with sanitizers (ASan does
 # not link statically), so it has its own objects and flags, whatever BUILD is.
 # The top Makefile includes */*.mk only; until it includes this file too, the test script
-# builds with `make -f Makefile -f tests/v2guest/v2guest.mk v2guest`.
+# builds with `make -f Makefile -f tests/v2guest/v2guest.mk v2guest` (v2guest-asan under
+# BUILD=build-asan, i.e. `make check SANITIZE=1`).
 ifndef V2GUEST_MK
 V2GUEST_MK := 1
 
@@ -23,9 +24,28 @@ $(V2GUEST_DIR)/%.o: %.c
 $(V2GUEST_BIN): $(patsubst %.c,$(V2GUEST_DIR)/%.o,$(V2GUEST_SRCS))
 	$(CC) -static -o $@ $^ $(V2GUEST_LIBS)
 
-v2guest: $(V2GUEST_BIN)
-run-tests: $(V2GUEST_BIN)
-.PHONY: v2guest
+# The ASan+UBSan variant (make check SANITIZE=1): dynamic, since the sanitizer runtimes do
+# not link statically; the test script packs it with the shared libraries ldd names.
+V2GUEST_ASAN_DIR := build-asan/v2guest
+V2GUEST_ASAN_BIN := $(V2GUEST_ASAN_DIR)/v2_selftest
+V2GUEST_ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
--include $(patsubst %.c,$(V2GUEST_DIR)/%.d,$(V2GUEST_SRCS))
+$(V2GUEST_ASAN_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(V2GUEST_CFLAGS) $(V2GUEST_ASAN_FLAGS) -c -o $@ $<
+
+$(V2GUEST_ASAN_BIN): $(patsubst %.c,$(V2GUEST_ASAN_DIR)/%.o,$(V2GUEST_SRCS))
+	$(CC) $(V2GUEST_ASAN_FLAGS) -o $@ $^ -ljansson -lm
+
+v2guest: $(V2GUEST_BIN)
+v2guest-asan: $(V2GUEST_ASAN_BIN)
+ifeq ($(SANITIZE),1)
+run-tests: $(V2GUEST_ASAN_BIN)
+else
+run-tests: $(V2GUEST_BIN)
+endif
+.PHONY: v2guest v2guest-asan
+
+-include $(patsubst %.c,$(V2GUEST_DIR)/%.d,$(V2GUEST_SRCS)) \
+	$(patsubst %.c,$(V2GUEST_ASAN_DIR)/%.d,$(V2GUEST_SRCS))
 endif

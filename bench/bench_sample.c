@@ -1,0 +1,707 @@
+/* What one vmguard sampling tick costs per guest: runs vmg_monitor_sample() (the same
+ * code vmguardd runs each tick) over either the real libvirt domains of this host or N
+ * synthetic guests, and prints the sampling thread's CPU time per guest per sample and
+ * the process's peak RSS.
+ *
+ *   bench_sample --real PREFIX [options]      running libvirt domains named PREFIX*
+ *   bench_sample --synthetic N [options]      N fake guests in real cgroups (root only)
+ *   bench_sample --cleanup                    removes synthetic leftovers of a killed run
+ *
+ * Options: --ticks K (10), --interval-ms MS (1000; 0 = back to back, for profilers),
+ * --tap-prefix P (synthetic guest i gets tap P%04u, which the caller created in some
+ * namespace under /run/netns), --label L, --tsv FILE (appends one row, header when new),
+ * --uri URI.
+ *
+ * A synthetic guest is laid out as libvirt 9 without machined lays out a domain here
+ * (LAB-NOTES): machine/qemu-ID-NAME.libvirt-qemu/ with vcpu0/ and emulator/ in cpu,
+ * cpuset and the unified tree (threaded children there), the bare domain directory in
+ * memory, freezer and blkio. Its "QEMU" is a forked child with a thread named
+ * "CPU 0/TCG", so the monitor finds one vCPU thread as with a real guest; without one it
+ * would rescan /proc/PID/task on every tick and the figure would be wrong. Everything
+ * created is removed on the way out, also after SIGINT/SIGTERM; a SIGKILLed run leaves
+ * directories that --cleanup removes (the children die with us: PR_SET_PDEATHSIG). */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/macros.h"
+#include "controller/monitor.h"
+#include "probes/domxml.h"
+#include "probes/libvirt.h"
+
+#define CG_ROOT "/sys/fs/cgroup"
+/* Far above the ids libvirt hands out on a lab host, so a synthetic directory name can
+ * never be a real domain's. */
+#define SYN_ID_BASE 100000
+#define SYN_NAME_FMT "vmgb-%04u"
+#define SYN_MATCH "-vmgb-"
+/* The children only sleep: 64 KiB of stack keeps 1000 of them cheap. */
+#define CHILD_STACK (64 * 1024)
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+        (void) sig;
+        stop_requested = 1;
+}
+
+enum attach { ATTACH_PROCS, ATTACH_V1_THREADS, ATTACH_V2_THREADS };
+
+/* Hierarchies a libvirt domain occupies here; whether it has vcpuN/emulator children. */
+static const struct {
+        const char *h;
+        bool children;
+        bool cpuset;
+        enum attach how;
+} hiers[] = {
+        { "cpu", true, false, ATTACH_V1_THREADS },
+        { "cpuset", true, true, ATTACH_V1_THREADS },
+        { "memory", false, false, ATTACH_PROCS },
+        { "freezer", false, false, ATTACH_PROCS },
+        { "blkio", false, false, ATTACH_PROCS },
+        { "unified", true, false, ATTACH_V2_THREADS },
+};
+
+struct syn_guest {
+        pid_t pid, vcpu_tid;
+        char dir[96]; /* machine/qemu-ID-NAME.libvirt-qemu */
+        bool made[ARRAY_SIZE(hiers)];
+};
+
+struct syn {
+        struct syn_guest *g;
+        unsigned n;
+        bool made_machine[ARRAY_SIZE(hiers)];
+        bool present[ARRAY_SIZE(hiers)];
+};
+
+/* snprintf for paths built from bounded parts; a cut path fails its open()/mkdir()
+ * loudly, so truncation needs no separate check here. */
+static void pathf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void pathf(char *buf, size_t size, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        (void) vsnprintf(buf, size, fmt, ap);
+        va_end(ap);
+}
+
+static int write_str(const char *path, const char *s) {
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        size_t len = strlen(s);
+        ssize_t n = write(fd, s, len);
+        if (n < 0)
+                return -errno;
+        return (size_t) n == len ? 0 : -EIO;
+}
+
+static int copy_file(const char *from, const char *to) {
+        char buf[256];
+        _cleanup_close_ int fd = open(from, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = '\0';
+        return write_str(to, buf);
+}
+
+struct child_msg {
+        pid_t pid, tid;
+};
+
+static void *vcpu_thread(void *arg) {
+        int wfd = *(int *) arg;
+        prctl(PR_SET_NAME, "CPU 0/TCG");
+        struct child_msg msg = { getpid(), gettid() };
+        if (write(wfd, &msg, sizeof(msg)) != sizeof(msg))
+                _exit(1);
+        close(wfd);
+        for (;;)
+                pause();
+        return NULL;
+}
+
+static void child_main(int wfd, pid_t parent) {
+        static int fd;
+        fd = wfd;
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                _exit(1);
+        prctl(PR_SET_NAME, "qemu-bench");
+        pthread_attr_t attr;
+        pthread_t t;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, CHILD_STACK);
+        if (pthread_create(&t, &attr, vcpu_thread, &fd) != 0)
+                _exit(1);
+        for (;;)
+                pause();
+}
+
+static int attach(const char *hdir, const struct syn_guest *g, enum attach how) {
+        char path[512], pid[32], tid[32];
+        int r;
+        pathf(pid, sizeof(pid), "%d", (int) g->pid);
+        pathf(tid, sizeof(tid), "%d", (int) g->vcpu_tid);
+        switch (how) {
+        case ATTACH_PROCS:
+                pathf(path, sizeof(path), "%s/%s/cgroup.procs", hdir, g->dir);
+                return write_str(path, pid);
+        case ATTACH_V1_THREADS:
+                pathf(path, sizeof(path), "%s/%s/emulator/tasks", hdir, g->dir);
+                if ((r = write_str(path, pid)) < 0)
+                        return r;
+                pathf(path, sizeof(path), "%s/%s/vcpu0/tasks", hdir, g->dir);
+                return write_str(path, tid);
+        case ATTACH_V2_THREADS:
+                /* A process enters the threaded domain first; then its threads are spread
+                 * over the threaded children, as libvirt does. */
+                pathf(path, sizeof(path), "%s/%s/cgroup.procs", hdir, g->dir);
+                if ((r = write_str(path, pid)) < 0)
+                        return r;
+                static const char *const kids[] = { "vcpu0", "emulator" };
+                for (size_t k = 0; k < ARRAY_SIZE(kids); k++) {
+                        pathf(path, sizeof(path), "%s/%s/%s/cgroup.type", hdir, g->dir, kids[k]);
+                        if ((r = write_str(path, "threaded")) < 0)
+                                return r;
+                }
+                pathf(path, sizeof(path), "%s/%s/emulator/cgroup.threads", hdir, g->dir);
+                if ((r = write_str(path, pid)) < 0)
+                        return r;
+                pathf(path, sizeof(path), "%s/%s/vcpu0/cgroup.threads", hdir, g->dir);
+                return write_str(path, tid);
+        }
+        return -EINVAL;
+}
+
+static int make_guest_dirs(struct syn *s, struct syn_guest *g) {
+        char hdir[256], path[512];
+        int r;
+        for (size_t h = 0; h < ARRAY_SIZE(hiers); h++) {
+                if (!s->present[h])
+                        continue;
+                pathf(hdir, sizeof(hdir), CG_ROOT "/%s", hiers[h].h);
+                pathf(path, sizeof(path), "%s/%s", hdir, g->dir);
+                if (mkdir(path, 0755) < 0)
+                        return log_error_errno(errno, "cannot create cgroup %s: %m", path);
+                g->made[h] = true;
+                if (hiers[h].cpuset) {
+                        static const char *const files[] = { "cpuset.cpus", "cpuset.mems" };
+                        for (size_t f = 0; f < ARRAY_SIZE(files); f++) {
+                                char from[512], to[512];
+                                pathf(from, sizeof(from), "%s/machine/%s", hdir, files[f]);
+                                pathf(to, sizeof(to), "%s/%s/%s", hdir, g->dir, files[f]);
+                                if ((r = copy_file(from, to)) < 0)
+                                        return log_error_errno(r, "cannot copy %s to %s: %m", from, to);
+                        }
+                }
+                if (hiers[h].children) {
+                        static const char *const kids[] = { "vcpu0", "emulator" };
+                        for (size_t k = 0; k < ARRAY_SIZE(kids); k++) {
+                                pathf(path, sizeof(path), "%s/%s/%s", hdir, g->dir, kids[k]);
+                                if (mkdir(path, 0755) < 0)
+                                        return log_error_errno(errno, "cannot create cgroup %s: %m", path);
+                                if (hiers[h].cpuset) {
+                                        static const char *const files[] = { "cpuset.cpus", "cpuset.mems" };
+                                        for (size_t f = 0; f < ARRAY_SIZE(files); f++) {
+                                                char from[512], to[512];
+                                                pathf(from, sizeof(from), "%s/%s/%s", hdir, g->dir, files[f]);
+                                                pathf(to, sizeof(to), "%s/%s", path, files[f]);
+                                                if ((r = copy_file(from, to)) < 0)
+                                                        return log_error_errno(r, "cannot copy %s to %s: %m", from, to);
+                                        }
+                                }
+                        }
+                }
+                r = attach(hdir, g, hiers[h].how);
+                if (r < 0)
+                        return log_error_errno(r, "cannot move guest %s (pid %d) into %s/%s: %m", g->dir,
+                                               (int) g->pid, hdir, g->dir);
+        }
+        return 0;
+}
+
+/* rmdir that waits for the kernel to let go of exiting tasks (EBUSY for a moment). */
+static int rmdir_patient(const char *path) {
+        for (int i = 0; i < 200; i++) {
+                if (rmdir(path) == 0 || errno == ENOENT)
+                        return 0;
+                if (errno != EBUSY)
+                        break;
+                usleep(5000);
+        }
+        return log_error_errno(errno, "cannot remove cgroup %s: %m", path);
+}
+
+static int remove_dir_tree(const char *hdir, const char *dir) {
+        char path[512];
+        int r = 0;
+        static const char *const kids[] = { "vcpu0", "emulator" };
+        for (size_t k = 0; k < ARRAY_SIZE(kids); k++) {
+                pathf(path, sizeof(path), "%s/%s/%s", hdir, dir, kids[k]);
+                if (access(path, F_OK) == 0 && rmdir_patient(path) < 0)
+                        r = -EBUSY;
+        }
+        pathf(path, sizeof(path), "%s/%s", hdir, dir);
+        if (rmdir_patient(path) < 0)
+                r = -EBUSY;
+        return r;
+}
+
+static void syn_destroy(struct syn *s) {
+        if (!s->g)
+                return;
+        for (unsigned i = 0; i < s->n; i++)
+                if (s->g[i].pid > 0)
+                        kill(s->g[i].pid, SIGKILL);
+        for (unsigned i = 0; i < s->n; i++)
+                if (s->g[i].pid > 0)
+                        (void) waitpid(s->g[i].pid, NULL, 0);
+        for (unsigned i = 0; i < s->n; i++)
+                for (size_t h = 0; h < ARRAY_SIZE(hiers); h++) {
+                        if (!s->g[i].made[h])
+                                continue;
+                        char hdir[256];
+                        pathf(hdir, sizeof(hdir), CG_ROOT "/%s", hiers[h].h);
+                        (void) remove_dir_tree(hdir, s->g[i].dir);
+                }
+        for (size_t h = 0; h < ARRAY_SIZE(hiers); h++)
+                if (s->made_machine[h]) {
+                        char path[256];
+                        pathf(path, sizeof(path), CG_ROOT "/%s/machine", hiers[h].h);
+                        if (rmdir(path) < 0 && errno != EBUSY)
+                                log_warning_errno(errno, "cannot remove %s: %m", path);
+                }
+        free(s->g);
+        s->g = NULL;
+}
+
+static int syn_create(struct syn *s, unsigned n) {
+        int pfd[2];
+        int r;
+        s->g = calloc(n, sizeof(*s->g));
+        if (!s->g)
+                return -ENOMEM;
+        s->n = n;
+        for (size_t h = 0; h < ARRAY_SIZE(hiers); h++) {
+                char path[256];
+                pathf(path, sizeof(path), CG_ROOT "/%s", hiers[h].h);
+                s->present[h] = access(path, F_OK) == 0;
+                if (!s->present[h])
+                        continue;
+                pathf(path, sizeof(path), CG_ROOT "/%s/machine", hiers[h].h);
+                if (mkdir(path, 0755) == 0) {
+                        s->made_machine[h] = true;
+                        if (hiers[h].cpuset) {
+                                char from[256], to[256];
+                                pathf(from, sizeof(from), CG_ROOT "/%s/cpuset.cpus", hiers[h].h);
+                                pathf(to, sizeof(to), "%s/cpuset.cpus", path);
+                                (void) copy_file(from, to);
+                                pathf(from, sizeof(from), CG_ROOT "/%s/cpuset.mems", hiers[h].h);
+                                pathf(to, sizeof(to), "%s/cpuset.mems", path);
+                                (void) copy_file(from, to);
+                        }
+                } else if (errno != EEXIST)
+                        return log_error_errno(errno, "cannot create %s: %m", path);
+        }
+        if (pipe2(pfd, O_CLOEXEC) < 0)
+                return -errno;
+        pid_t self = getpid();
+        for (unsigned i = 0; i < n && !stop_requested; i++) {
+                pid_t pid = fork();
+                if (pid < 0) {
+                        r = log_error_errno(errno, "fork of synthetic guest %u failed: %m", i);
+                        goto out;
+                }
+                if (pid == 0) {
+                        close(pfd[0]);
+                        child_main(pfd[1], self);
+                }
+                s->g[i].pid = pid;
+                struct child_msg msg;
+                if (read(pfd[0], &msg, sizeof(msg)) != sizeof(msg) || msg.pid != pid) {
+                        r = log_error_errno(EIO, "synthetic guest %u (pid %d) did not start", i, (int) pid);
+                        goto out;
+                }
+                s->g[i].vcpu_tid = msg.tid;
+                pathf(s->g[i].dir, sizeof(s->g[i].dir), "machine/qemu-%u-" SYN_NAME_FMT ".libvirt-qemu",
+                         SYN_ID_BASE + i, i);
+                r = make_guest_dirs(s, &s->g[i]);
+                if (r < 0)
+                        goto out;
+        }
+        r = stop_requested ? -EINTR : 0;
+out:
+        close(pfd[0]);
+        close(pfd[1]);
+        return r;
+}
+
+/* Removes synthetic guest directories a killed run left behind: their tasks were our
+ * children and died with us (PDEATHSIG), so the directories are empty or about to be. */
+static int syn_cleanup_leftovers(void) {
+        int r = 0;
+        for (size_t h = 0; h < ARRAY_SIZE(hiers); h++) {
+                char hdir[256], mdir[300];
+                pathf(hdir, sizeof(hdir), CG_ROOT "/%s", hiers[h].h);
+                pathf(mdir, sizeof(mdir), "%s/machine", hdir);
+                DIR *d = opendir(mdir);
+                if (!d)
+                        continue;
+                struct dirent *de;
+                while ((de = readdir(d))) {
+                        if (strncmp(de->d_name, "qemu-", 5) != 0 || !strstr(de->d_name, SYN_MATCH) ||
+                            atoi(de->d_name + 5) < SYN_ID_BASE)
+                                continue;
+                        char dir[400];
+                        pathf(dir, sizeof(dir), "machine/%s", de->d_name);
+                        if (remove_dir_tree(hdir, dir) < 0)
+                                r = -EBUSY;
+                        else
+                                fprintf(stderr, "bench_sample: removed leftover %s/%s\n", hdir, dir);
+                }
+                closedir(d);
+        }
+        return r;
+}
+
+static int syn_domxml(unsigned i, const char *tap_prefix, struct vmg_domxml **ret) {
+        char tap_xml[256] = "";
+        if (tap_prefix)
+                pathf(tap_xml, sizeof(tap_xml),
+                         "<interface type='ethernet'><mac address='52:54:00:be:%02x:%02x'/>"
+                         "<target dev='%s%04u' managed='no'/><model type='virtio'/></interface>",
+                         (i >> 8) & 0xff, i & 0xff, tap_prefix, i);
+        _cleanup_free_ char *xml = NULL;
+        int len = asprintf(&xml,
+                           "<domain type='qemu' id='%u'>\n"
+                           "  <name>" SYN_NAME_FMT "</name>\n"
+                           "  <uuid>5eed0000-0000-4000-8000-%012u</uuid>\n"
+                           "  <metadata><vmguard:tenant xmlns:vmguard='" VMG_TENANT_NS "'>bench-%02u</vmguard:tenant></metadata>\n"
+                           "  <memory unit='KiB'>131072</memory>\n"
+                           "  <vcpu placement='static'>1</vcpu>\n"
+                           "  <resource><partition>/machine</partition></resource>\n"
+                           "  <os><type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type></os>\n"
+                           "  <devices>\n"
+                           "    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n"
+                           "    <disk type='file' device='disk'><driver name='qemu' type='raw' cache='none' io='native'/>"
+                           "<source file='/var/lib/vmguard-lab/disks/vmgb-%04u.raw'/><target dev='vda' bus='virtio'/></disk>\n"
+                           "    %s\n"
+                           "  </devices>\n"
+                           "</domain>\n",
+                           SYN_ID_BASE + i, i, i, i / 50, i, tap_xml);
+        if (len < 0)
+                return -ENOMEM;
+        return vmg_domxml_parse(xml, (size_t) len, ret);
+}
+
+static uint64_t clock_ns(clockid_t id) {
+        struct timespec ts;
+        clock_gettime(id, &ts);
+        return (uint64_t) ts.tv_sec * NSEC_PER_SEC + (uint64_t) ts.tv_nsec;
+}
+
+static uint64_t tv_us(struct timeval tv) { return (uint64_t) tv.tv_sec * USEC_PER_SEC + (uint64_t) tv.tv_usec; }
+
+/* VmHWM or VmRSS of this process in KiB, 0 when unknown. */
+static unsigned long status_kib(const char *key) {
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/status", "re");
+        char line[256];
+        size_t kl = strlen(key);
+        while (f && fgets(line, sizeof(line), f))
+                if (strncmp(line, key, kl) == 0 && line[kl] == ':')
+                        return strtoul(line + kl + 1, NULL, 10);
+        return 0;
+}
+
+static unsigned count_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        unsigned n = 0;
+        if (!d)
+                return 0;
+        while (readdir(d))
+                n++;
+        closedir(d);
+        return n > 2 ? n - 3 : 0; /* ".", ".." and the DIR's own fd */
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* Moves the running domains named prefix* out of libvirt's list into doms/pids. */
+static int real_domains(const char *uri, const char *prefix, struct vmg_libvirt **lv,
+                        struct vmg_domxml ***doms, pid_t **pids, size_t *n) {
+        struct vmg_libvirt_config cfg = { .uri = uri };
+        struct vmg_domain *list = NULL;
+        size_t nl = 0;
+        int r = vmg_libvirt_new(&cfg, lv);
+        if (r < 0)
+                return log_error_errno(r, "libvirt: %m");
+        r = vmg_libvirt_start(*lv);
+        if (r <= 0)
+                return log_error_errno(r < 0 ? r : -ENOTCONN, "cannot connect to %s: %m",
+                                       uri ? uri : "qemu:///system");
+        r = vmg_libvirt_list(*lv, &list, &nl);
+        if (r < 0)
+                return log_error_errno(r, "cannot list domains: %m");
+        *doms = calloc(nl ? nl : 1, sizeof(**doms));
+        *pids = calloc(nl ? nl : 1, sizeof(**pids));
+        if (!*doms || !*pids) {
+                vmg_domains_free(list, nl);
+                return -ENOMEM;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < nl; i++) {
+                if (list[i].state != VMG_DOM_RUNNING || strncmp(list[i].def->name, prefix, strlen(prefix)) != 0)
+                        continue;
+                (*pids)[k] = list[i].qemu_pid;
+                (*doms)[k++] = TAKE_PTR(list[i].def);
+        }
+        vmg_domains_free(list, nl);
+        *n = k;
+        return 0;
+}
+
+static void usage(void) {
+        fputs("usage: bench_sample --real PREFIX | --synthetic N | --cleanup\n"
+              "         [--ticks K] [--interval-ms MS] [--tap-prefix P] [--label L] [--tsv FILE] [--uri URI]\n",
+              stderr);
+}
+
+int main(int argc, char **argv) {
+        const char *real_prefix = NULL, *tap_prefix = NULL, *label = NULL, *tsv = NULL, *uri = NULL;
+        long synthetic = -1, ticks = 10, interval_ms = 1000;
+        bool cleanup_only = false;
+        static const struct option opts[] = {
+                { "real", required_argument, NULL, 'r' },
+                { "synthetic", required_argument, NULL, 's' },
+                { "ticks", required_argument, NULL, 'k' },
+                { "interval-ms", required_argument, NULL, 'i' },
+                { "tap-prefix", required_argument, NULL, 't' },
+                { "label", required_argument, NULL, 'l' },
+                { "tsv", required_argument, NULL, 'o' },
+                { "uri", required_argument, NULL, 'u' },
+                { "cleanup", no_argument, NULL, 'c' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        int o;
+        while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+                switch (o) {
+                case 'r': real_prefix = optarg; break;
+                case 's': synthetic = strtol(optarg, NULL, 10); break;
+                case 'k': ticks = strtol(optarg, NULL, 10); break;
+                case 'i': interval_ms = strtol(optarg, NULL, 10); break;
+                case 't': tap_prefix = optarg; break;
+                case 'l': label = optarg; break;
+                case 'o': tsv = optarg; break;
+                case 'u': uri = optarg; break;
+                case 'c': cleanup_only = true; break;
+                case 'h': usage(); return 0;
+                default: usage(); return 2;
+                }
+        }
+        if (cleanup_only)
+                return syn_cleanup_leftovers() < 0 ? 1 : 0;
+        if ((!real_prefix) == (synthetic < 0) || synthetic > 9999 || ticks < 1 || interval_ms < 0) {
+                usage();
+                return 2;
+        }
+        log_set_max_level(LOG_NOTICE);
+
+        struct sigaction sa = { .sa_handler = on_signal };
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+
+        struct syn syn = { 0 };
+        struct vmg_libvirt *lv = NULL;
+        struct vmg_monitor *m = NULL;
+        struct vmg_domxml **doms = NULL;
+        pid_t *pids = NULL;
+        uint64_t *tick_ns = NULL;
+        size_t n = 0;
+        int r, ret = 1;
+        unsigned long rss_base = status_kib("VmRSS");
+        unsigned fds_base = count_fds();
+
+        uint64_t t_setup = clock_ns(CLOCK_MONOTONIC);
+        if (synthetic >= 0) {
+                /* Children first, while this process has a single thread to fork. */
+                r = syn_create(&syn, (unsigned) synthetic);
+                if (r < 0)
+                        goto out;
+                n = (size_t) synthetic;
+                doms = calloc(n ? n : 1, sizeof(*doms));
+                pids = calloc(n ? n : 1, sizeof(*pids));
+                if (!doms || !pids)
+                        goto out;
+                for (size_t i = 0; i < n; i++) {
+                        r = syn_domxml((unsigned) i, tap_prefix, &doms[i]);
+                        if (r < 0) {
+                                log_error_errno(r, "synthetic domain XML %zu does not parse: %m", i);
+                                goto out;
+                        }
+                        pids[i] = syn.g[i].pid;
+                }
+        } else {
+                r = real_domains(uri, real_prefix, &lv, &doms, &pids, &n);
+                if (r < 0)
+                        goto out;
+                if (n == 0) {
+                        log_error("no running libvirt domain named %s*", real_prefix);
+                        goto out;
+                }
+        }
+        uint64_t t_made = clock_ns(CLOCK_MONOTONIC);
+
+        struct vmg_monitor_paths paths = { 0 };
+        r = vmg_monitor_new(&paths, &m);
+        if (r < 0)
+                goto out;
+        uint64_t c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+        r = vmg_monitor_set_domains(m, doms, pids, n);
+        for (size_t i = 0; i < n; i++)
+                doms[i] = NULL; /* the monitor owns them now, also on error */
+        if (r < 0) {
+                log_error_errno(r, "vmg_monitor_set_domains: %m");
+                goto out;
+        }
+        uint64_t open_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
+
+        /* One tick outside the measurement: rates need a previous sample, and the first
+         * read of each file is the one that faults its kernel buffers in. */
+        uint64_t now = clock_ns(CLOCK_MONOTONIC);
+        r = vmg_monitor_sample(m, now);
+        if (r < 0)
+                goto out;
+
+        tick_ns = calloc((size_t) ticks, sizeof(*tick_ns));
+        if (!tick_ns)
+                goto out;
+        struct rusage ru0, ru1;
+        getrusage(RUSAGE_THREAD, &ru0);
+        uint64_t cpu_total = 0, wall0 = clock_ns(CLOCK_MONOTONIC);
+        long done = 0;
+        struct timespec next;
+        clock_gettime(CLOCK_MONOTONIC, &next);
+        for (long t = 0; t < ticks && !stop_requested; t++) {
+                if (interval_ms > 0) {
+                        next.tv_nsec += (interval_ms % 1000) * 1000000L;
+                        next.tv_sec += interval_ms / 1000 + next.tv_nsec / 1000000000L;
+                        next.tv_nsec %= 1000000000L;
+                        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR &&
+                               !stop_requested)
+                                ;
+                        if (stop_requested)
+                                break;
+                }
+                uint64_t a = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+                r = vmg_monitor_sample(m, clock_ns(CLOCK_MONOTONIC));
+                uint64_t b = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+                if (r < 0)
+                        goto out;
+                tick_ns[t] = b - a;
+                cpu_total += b - a;
+                done++;
+        }
+        uint64_t wall = clock_ns(CLOCK_MONOTONIC) - wall0;
+        getrusage(RUSAGE_THREAD, &ru1);
+        if (stop_requested || done == 0) {
+                log_error("interrupted after %ld ticks", done);
+                goto out;
+        }
+
+        /* A guest counts as sampled only when everything the policy reads came back. */
+        size_t ok = 0, with_taps = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct vmg_vm *vm = vmg_monitor_vm(m, i);
+                bool taps_ok = true;
+                for (size_t j = 0; j < vm->cur.n_ifaces; j++)
+                        taps_ok = taps_ok && vm->cur.ifaces[j].found;
+                with_taps += vm->cur.n_ifaces > 0 && taps_ok;
+                if (vm->error == 0 && vm->cg && vm->proc && vm->cur.cpu_valid && vm->cur.vcpu_delay_valid &&
+                    vm->have_rates && taps_ok)
+                        ok++;
+                else if (ok + 10 > i) {
+                        char src[96];
+                        fprintf(stderr, "bench_sample: guest %s not fully sampled: error=%d cg=%s proc=%s %s\n",
+                                vm->dom->name, vm->error, vm->cg ? "yes" : "no", vm->proc ? "yes" : "no",
+                                vmg_vm_sources(vm, src, sizeof(src)));
+                }
+        }
+
+        qsort(tick_ns, (size_t) done, sizeof(*tick_ns), cmp_u64);
+        double per_vm_us = (double) cpu_total / 1e3 / (double) done / (double) n;
+        double user_us = (double) (tv_us(ru1.ru_utime) - tv_us(ru0.ru_utime)) / (double) done / (double) n;
+        double sys_us = (double) (tv_us(ru1.ru_stime) - tv_us(ru0.ru_stime)) / (double) done / (double) n;
+        unsigned long hwm = status_kib("VmHWM");
+        unsigned fds = count_fds() - fds_base;
+        const char *mode = synthetic >= 0 ? "synthetic" : "real";
+        if (!label)
+                label = mode;
+
+        printf("label=%s mode=%s n=%zu sampled_ok=%zu with_taps=%zu ticks=%ld interval_ms=%ld\n", label, mode, n, ok,
+               with_taps, done, interval_ms);
+        printf("  cpu per VM per sample: %.2f us (user %.2f, sys %.2f; getrusage has 4 ms granularity)\n", per_vm_us,
+               user_us, sys_us);
+        printf("  cpu per tick: median %.3f ms, max %.3f ms; wall per tick %.1f ms incl. sleep\n",
+               (double) tick_ns[done / 2] / 1e6, (double) tick_ns[done - 1] / 1e6, (double) wall / 1e6 / (double) done);
+        printf("  peak RSS (VmHWM) %lu KiB (before setup %lu KiB); fds held %u (%.1f per VM)\n", hwm, rss_base, fds,
+               (double) fds / (double) n);
+        printf("  setup: guests %.0f ms wall, monitor open %.1f ms CPU (%.1f us per VM)\n",
+               (double) (t_made - t_setup) / 1e6, (double) open_cpu_ns / 1e6, (double) open_cpu_ns / 1e3 / (double) n);
+        if (tsv) {
+                bool fresh = access(tsv, F_OK) != 0;
+                FILE *f = fopen(tsv, "ae");
+                if (!f) {
+                        log_error_errno(errno, "cannot open %s: %m", tsv);
+                        goto out;
+                }
+                if (fresh)
+                        fputs("label\tmode\tn\tsampled_ok\tticks\tinterval_ms\tcpu_us_per_vm_sample\tuser_us\tsys_us"
+                              "\ttick_cpu_ms_median\ttick_cpu_ms_max\thwm_kib\tfds\topen_us_per_vm\n",
+                              f);
+                fprintf(f, "%s\t%s\t%zu\t%zu\t%ld\t%ld\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%lu\t%u\t%.1f\n", label, mode, n, ok,
+                        done, interval_ms, per_vm_us, user_us, sys_us, (double) tick_ns[done / 2] / 1e6,
+                        (double) tick_ns[done - 1] / 1e6, hwm, fds, (double) open_cpu_ns / 1e3 / (double) n);
+                fclose(f);
+        }
+        ret = ok == n ? 0 : 3;
+        if (ret)
+                fprintf(stderr, "bench_sample: only %zu of %zu guests fully sampled\n", ok, n);
+out:
+        free(tick_ns);
+        vmg_monitor_free(m);
+        if (doms)
+                for (size_t i = 0; i < n; i++)
+                        vmg_domxml_free(doms[i]);
+        free(doms);
+        free(pids);
+        vmg_libvirt_free(lv);
+        syn_destroy(&syn);
+        return ret;
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# lab/demo/events.sh OUT CASE
+# vmguardd's reaction in the guard phase of CASE, as one line of KEY=VALUE:
+#   onset_tick throttle_tick ticks_to_throttle   daemon tick of the first contended verdict
+#       after the noise started, of the first throttle, and the difference (status.json)
+#   throttle_s     seconds from the noise start to the throttle line in the daemon's log
+#   release_s      seconds from the noise stop to the release line ("-": none)
+#   early_release  releases logged while the noise still ran (should be 0)
+#   limit          the throttle's limit as logged;  signal: the contention words of the throttle
+set -eu
+out=$1 c=$2
+read -r g0 g1 < <(awk -v c="$c" '$1 == c && $2 == "guard" {print $3, $4}' "$out/phases.tsv" | tail -n 1)
+read -r a0 a1 < <(awk -v c="$c" '$1 == c && $2 == "after" {print $3, $4}' "$out/phases.tsv" | tail -n 1)
+log="$out/daemon-$c.log"
+touch "$log"
+awk -v g0="$g0" -v a0="${a0:-0}" '
+$2 == "guard" && $1 >= g0 - 0.5 && $1 <= (a0 > 0 ? a0 + 120 : 1e12) {
+	if (onset == "" && $4 == 1 && $1 >= g0) onset = $3
+	if (thr == "" && $9 > 0) thr = $3
+}
+END {
+	printf "onset_tick=%s throttle_tick=%s ticks_to_throttle=%s ", onset == "" ? "-" : onset, thr == "" ? "-" : thr,
+		(onset != "" && thr != "") ? thr - onset : "-"
+}' "$out/status.tsv"
+awk -v g0="$g0" -v a0="${a0:-0}" '
+/ throttle / && t == "" { t = $1; l = $0; sub(/.* -> /, "", l); sub(/:.*/, "", l); lim = l; w = $0; sub(/.* while /, "", w); sig = w }
+/ release / { if (a0 > 0 && $1 < a0) early++; else if (r == "") r = $1 }
+END {
+	printf "throttle_s=%s release_s=%s early_release=%d limit=%s signal=%s\n",
+		t == "" ? "-" : sprintf("%.1f", t - g0), r == "" ? "-" : sprintf("%.1f", r - a0), early,
+		lim == "" ? "-" : lim, sig == "" ? "-" : sig
+}' "$log" | sed 's/signal=\(.*\)/signal="\1"/'
