@@ -9,6 +9,7 @@ BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 UNITDIR ?= /lib/systemd/system
+PLUGINDIR ?= $(PREFIX)/lib/nagios/plugins
 
 CC ?= gcc
 PKGS := libvirt jansson libsystemd libproc2 libnl-route-3.0 libnl-3.0 libcgroup libmicrohttpd libxml-2.0
@@ -92,12 +93,15 @@ install: $(PROGRAMS)
 	for p in $(PROGRAMS); do \
 		case $$(basename $$p) in \
 		vmguardd) install -m 0755 $$p $(DESTDIR)$(SBINDIR)/ ;; \
+		check_*) install -d $(DESTDIR)$(PLUGINDIR) && install -m 0755 $$p $(DESTDIR)$(PLUGINDIR)/ ;; \
 		*) install -m 0755 $$p $(DESTDIR)$(BINDIR)/ ;; \
 		esac; \
 	done
 	if [ -d man ]; then install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5; \
 		for m in man/*.8; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/; done; \
 		for m in man/*.5; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/; done; true; fi
+	install -d $(DESTDIR)$(UNITDIR) && sed "s|/usr/local|$(PREFIX)|g" systemd/vmguardd.service >$(DESTDIR)$(UNITDIR)/vmguardd.service
+	install -d $(DESTDIR)$(PREFIX)/share/vmguard && cp -r monitoring policies/examples policies/vmguard-policy.schema.json $(DESTDIR)$(PREFIX)/share/vmguard/
 	if [ -f policies/examples/host.json ] && [ ! -e $(DESTDIR)$(SYSCONFDIR)/vmguard/host.json ]; then \
 		install -m 0644 policies/examples/host.json $(DESTDIR)$(SYSCONFDIR)/vmguard/host.json; fi
 

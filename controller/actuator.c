@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -88,38 +89,41 @@ static int open_beneath(int dirfd, const char *relpath, int flags) {
         char copy[PATH_MAX];
         if (snprintf(copy, sizeof copy, "%s", relpath) >= (int) sizeof copy)
                 return -ENAMETOOLONG;
-        int cur = dirfd;
-        char *comp = copy;
-        for (char *slash; (slash = strchr(comp, '/')); comp = slash + 1) {
+        int cur = dirfd, r;
+        char *comp = copy, *slash;
+        while ((slash = strchr(comp, '/'))) {
                 *slash = '\0';
                 if (strcmp(comp, "..") == 0) {
-                        fd = -EXDEV;
-                        break;
+                        r = -EXDEV;
+                        goto out;
                 }
-                if (!*comp || strcmp(comp, ".") == 0)
-                        continue;
-                fd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (fd < 0) {
-                        /* O_DIRECTORY reports a symlink as ENOTDIR; openat2 says ELOOP */
-                        fd = errno == ENOTDIR ? -ELOOP : -errno;
-                        break;
+                if (*comp && strcmp(comp, ".") != 0) {
+                        int nfd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (nfd < 0) {
+                                struct stat st;
+                                /* O_DIRECTORY reports a symlink as ENOTDIR; openat2 says ELOOP */
+                                r = errno == ENOTDIR && fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                                                    S_ISLNK(st.st_mode)
+                                            ? -ELOOP
+                                            : -errno;
+                                goto out;
+                        }
+                        if (cur != dirfd)
+                                close(cur);
+                        cur = nfd;
                 }
-                if (cur != dirfd)
-                        close(cur);
-                cur = fd;
+                comp = slash + 1;
         }
-        if (fd >= 0 || cur != dirfd || !strchr(relpath, '/')) {
-                if (strcmp(comp, "..") == 0)
-                        fd = -EXDEV;
-                else if (fd >= 0 || cur != dirfd || !strchr(relpath, '/')) {
-                        fd = openat(cur, comp, flags | O_CLOEXEC | O_NOFOLLOW);
-                        if (fd < 0)
-                                fd = -errno;
-                }
+        if (strcmp(comp, "..") == 0)
+                r = -EXDEV;
+        else {
+                fd = openat(cur, comp, flags | O_CLOEXEC | O_NOFOLLOW);
+                r = fd >= 0 ? fd : -errno;
         }
+out:
         if (cur != dirfd)
                 close(cur);
-        return fd;
+        return r;
 }
 
 int vmg_act_write_default(int dirfd, const char *relpath, const char *value, void *userdata) {
