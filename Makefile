@@ -53,6 +53,8 @@ endef
 # every module.
 include $(filter-out controller/programs.mk,$(sort $(wildcard */*.mk)))
 -include controller/programs.mk
+# Real cgroup v2 inside a lab guest: a static selftest, built by its own rules.
+-include tests/v2guest/v2guest.mk
 
 all: $(PROGRAMS)
 

@@ -101,11 +101,11 @@ static int open_beneath(int dirfd, const char *relpath, int flags) {
                         int nfd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         if (nfd < 0) {
                                 struct stat st;
+                                r = -errno;
                                 /* O_DIRECTORY reports a symlink as ENOTDIR; openat2 says ELOOP */
-                                r = errno == ENOTDIR && fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                                                    S_ISLNK(st.st_mode)
-                                            ? -ELOOP
-                                            : -errno;
+                                if (r == -ENOTDIR && fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                                    S_ISLNK(st.st_mode))
+                                        r = -ELOOP;
                                 goto out;
                         }
                         if (cur != dirfd)

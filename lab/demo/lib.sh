@@ -270,7 +270,9 @@ d_create_noisy() { # CASE
 	local c=$1 name="$D_PREFIX-noisy-$1"
 	D_GUESTS+=("noisy-$c")
 	case $c in
-	wb) d_lab guest.sh create "$name" disk --disk "${D_DISK_MB:-512}" --cache writeback --tenant demonoisy >/dev/null ;;
+	# 4 GiB: above the host's dirty background threshold (10% of 24 GiB), so the flusher
+	# writes all the time instead of in bursts every dirty_expire (30 s) as with 512 MiB.
+	wb) d_lab guest.sh create "$name" disk --disk "${D_DISK_MB:-4096}" --cache writeback --tenant demonoisy >/dev/null ;;
 	none) d_lab guest.sh create "$name" disk --disk "${D_DISK_MB:-512}" --cache none --tenant demonoisy >/dev/null ;;
 	bcast) d_lab guest.sh create "$name" net --bcast --tenant demonoisy >/dev/null ;;
 	*) d_log "unknown case $c"; return 1 ;;
@@ -326,6 +328,7 @@ d_case() {
 	[ -n "$rel" ] || d_log "case $c: no release within ${D_RELEASE_TIMEOUT_S}s"
 	d_stop_guard
 	kill "$tapper" 2>/dev/null
+	wait "$tapper" 2>/dev/null
 	d_lab guest.sh destroy "$(d_dom "noisy-$c")" >/dev/null 2>&1
 	d_drain
 	d_start_observer

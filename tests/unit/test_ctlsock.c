@@ -317,6 +317,7 @@ static void as_nobody(int out, const char *path) {
         json_t *req = json_pack("{s:s}", "cmd", "status"), *reply = NULL;
         if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0) {
                 dprintf(out, "setuid failed");
+                json_decref(req);
                 return;
         }
         int r = vmg_ctl_call(path, req, 5000, &reply);
@@ -324,6 +325,9 @@ static void as_nobody(int out, const char *path) {
                 dprintf(out, "errno %d", -r);
         else
                 dprintf(out, "%s", json_string_value(json_object_get(reply, "code")) ?: "no code");
+        /* the child _exit()s, but valgrind's leak check (make valgrind) runs there too */
+        json_decref(req);
+        json_decref(reply);
 }
 
 static void call_status(int out, const char *path) {
@@ -333,6 +337,8 @@ static void call_status(int out, const char *path) {
                 dprintf(out, "errno %d", -r);
         else
                 dprintf(out, "%s", json_string_value(json_object_get(reply, "echo")) ?: "no echo");
+        json_decref(req);
+        json_decref(reply);
 }
 
 static void call_explain(int out, const char *path) {
@@ -343,6 +349,8 @@ static void call_explain(int out, const char *path) {
                 dprintf(out, "errno %d", -r);
         else
                 json_dumpfd(reply, out, JSON_COMPACT);
+        json_decref(req);
+        json_decref(reply);
 }
 
 static const struct vmg_policy *answer_policy;

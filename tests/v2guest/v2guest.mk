@@ -1,6 +1,6 @@
 # The cgroup v2 selftest run inside a lab guest (tests/integration/test_cgroup_v2_guest.sh).
-# Linked statically (the guest initramfs has no libc) and never with sanitizers (ASan does
-# not link statically), so it has its own objects and flags, whatever BUILD is.
+# Linked statically (the guest initramfs has no libc), so it has its own objects and flags
+# whatever BUILD is; its ASan+UBSan variant (below) is dynamic and shipped with its libs.
 # The top Makefile includes */*.mk only; until it includes this file too, the test script
 # builds with `make -f Makefile -f tests/v2guest/v2guest.mk v2guest` (v2guest-asan under
 # BUILD=build-asan, i.e. `make check SANITIZE=1`).

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# vmguard benchmarks (issue 8), run by `make bench` (BENCH_ARGS passes options).
+#
+#   bench/run.sh [--quick] [--out DIR] [--synthetic "10 100 1000"] [--real "10 40"]
+#                [--duration S] [--ticks K] [--no-real] [--update-md]
+#
+# Collection overhead:
+#   1. bench_sample --synthetic N for each N: vmguard's sampling of N fake guests in real
+#      cgroups laid out like libvirt's (root), CPU per VM per sample, peak RSS.
+#   2. for each N of --real: boots idle lab guests vmg-b01..vmg-bNN (bench/guests.sh), then
+#      bench/peers.sh: vmguard, virsh domstats, collectd virt, prometheus-libvirt-exporter
+#      and libvirtd's CPU on their behalf, S seconds each at 1 s.
+# Prints markdown tables, writes DIR/*.tsv, DIR/tables.md, DIR/overhead.png (gnuplot),
+# and with --update-md replaces the generated section of BENCHMARKS.md.
+#
+# --quick (CI): 5 and 20 synthetic guests, 3 ticks, no lab guests, no peers: checks the
+# harness works and produces its tables, not the numbers.
+#
+# Cleans up whatever it created (synthetic cgroups, the guests it booted) on any exit.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+BUILD=${BUILD:-build}
+quick=0 out="" synthetic="10 100 1000" real="10 40" duration=30 ticks=20 update_md=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) quick=1 ;;
+	--out) out=$2; shift ;;
+	--synthetic) synthetic=$2; shift ;;
+	--real) real=$2; shift ;;
+	--no-real) real="" ;;
+	--duration) duration=$2; shift ;;
+	--ticks) ticks=$2; shift ;;
+	--update-md) update_md=1 ;;
+	-h | --help) sed -n '2,/^set -eu/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "bench: unknown option $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+if [ "$quick" = 1 ]; then
+	synthetic="5 20" real="" ticks=3
+fi
+interval=200
+[ "$quick" = 1 ] && interval=50
+[ -n "$out" ] || out="$root/$BUILD/bench/results-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$out"
+bin="$root/$BUILD/bench/bench_sample"
+
+[ "$(id -u)" -eq 0 ] || { echo "bench: must run as root (cgroups, libvirt)" >&2; exit 77; }
+make -C "$root" --no-print-directory "$BUILD/bench/bench_sample" >&2
+
+booted=0
+cleanup() {
+	local rc=$?
+	"$bin" --cleanup || true
+	[ "$booted" = 1 ] && "$here/guests.sh" down
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+"$bin" --cleanup
+
+echo "# vmguard benchmarks $(date -u '+%F %T') UTC, $(nproc) CPUs, kernel $(uname -r)" | tee "$out/tables.md"
+
+# 1. synthetic guests
+syn="$out/synthetic.tsv"
+rm -f "$syn"
+for n in $synthetic; do
+	echo "bench: synthetic N=$n, $ticks ticks every ${interval} ms" >&2
+	rc=0
+	"$bin" --synthetic "$n" --ticks "$ticks" --interval-ms "$interval" --label "synthetic-$n" --tsv "$syn" >&2 || rc=$?
+	[ "$rc" = 0 ] || { echo "bench: bench_sample --synthetic $n failed ($rc)" >&2; exit 1; }
+done
+{
+	echo
+	echo "## vmguard sampling, synthetic guests"
+	echo
+	echo "Command: \`$BUILD/bench/bench_sample --synthetic N --ticks $ticks --interval-ms $interval\`"
+	echo
+	"$here/tables.sh" synthetic "$syn"
+} | tee -a "$out/tables.md"
+
+# 2. real guests, vmguard and its peers
+for n in $real; do
+	if ! timeout 10 virsh -q -c "${VMG_LAB_URI:-qemu:///system}" list >/dev/null 2>&1; then
+		echo "bench: libvirtd does not answer: no real-guest runs (lab/libvirtd.sh start)" >&2
+		break
+	fi
+	booted=1
+	echo "bench: booting $n idle guests" >&2
+	"$here/guests.sh" up "$n" 3
+	pt="$out/peers-$n.tsv"
+	rm -f "$pt"
+	BUILD=$BUILD "$here/peers.sh" vmg-b "$duration" "$pt"
+	{
+		echo
+		echo "## vmguard and peers on $n running lab guests"
+		echo
+		echo "Command: \`bench/guests.sh up $n && bench/peers.sh vmg-b $duration OUT.tsv\`"
+		echo
+		"$here/tables.sh" peers "$pt"
+	} | tee -a "$out/tables.md"
+done
+
+if command -v gnuplot >/dev/null && [ -s "$syn" ]; then
+	gnuplot -e "datafile='$syn'; outfile='$out/overhead.png'" "$here/overhead.gp" 2>&1 >&2 || true
+	[ -s "$out/overhead.png" ] && echo "bench: plot $out/overhead.png" >&2
+fi
+
+if [ "$update_md" = 1 ] && [ "$quick" = 0 ]; then
+	md="$root/BENCHMARKS.md"
+	begin='<!-- bench/run.sh: generated section begin -->'
+	end='<!-- bench/run.sh: generated section end -->'
+	if grep -qF "$begin" "$md"; then
+		awk -v b="$begin" -v e="$end" -v f="$out/tables.md" '
+			$0 == b { print; while ((getline l < f) > 0) print l; skip = 1; next }
+			$0 == e { skip = 0 }
+			!skip' "$md" >"$md.tmp" && mv "$md.tmp" "$md"
+		echo "bench: updated $md" >&2
+	fi
+fi
+echo "bench: results in $out" >&2
