@@ -7,9 +7,10 @@ $(eval $(call program,vmguard,$(VMGUARD_SRCS)))
 
 ACTORS_SRCS := controller/actuator.c controller/journal.c controller/blkiotune.c controller/shaper.c
 VMGUARDD_SRCS := controller/vmguardd.c controller/manager.c controller/engine.c controller/prober.c $(ACTORS_SRCS) $(CTLSOCK_SRCS) \
-	controller/metrics.c controller/httpd.c \
+	controller/metrics.c controller/httpd.c controller/psitrigger.c \
 	$(MONITOR_SRCS) $(POLICY_SRCS) $(COMMON_SRCS)
 $(eval $(call program,vmguardd,$(VMGUARDD_SRCS)))
 
 $(eval $(call unit_test,test_prober,tests/unit/test_prober.c controller/prober.c $(COMMON_SRCS)))
 $(eval $(call unit_test,test_monitor,tests/unit/test_monitor.c $(MONITOR_SRCS) $(COMMON_SRCS)))
+$(eval $(call unit_test,test_psitrigger,tests/unit/test_psitrigger.c controller/psitrigger.c $(COMMON_SRCS)))

@@ -17,6 +17,7 @@
 #include "controller/ctlsock.h"
 #include "controller/httpd.h"
 #include "controller/metrics.h"
+#include "controller/psitrigger.h"
 #include "controller/manager.h"
 #include "policies/policy.h"
 
@@ -28,7 +29,15 @@ struct daemon {
         struct vmg_ctl_server *ctl;
         struct vmg_httpd *httpd;
         const char *textfile; /* node_exporter textfile collector output, or NULL */
+        const char *proc_root;
+        uint64_t last_tick_usec;
+        sd_event_source *psi_src[2]; /* io, cpu */
+        int psi_fd[2];
 };
+
+/* An early tick is at most this often: a PSI trigger fires once per window while pressure
+ * lasts, but two files may fire together and a tick costs a full sample. */
+#define EARLY_TICK_MIN_GAP_USEC 200000u
 
 static json_t *metrics_snapshot(void *userdata) {
         struct daemon *d = userdata;
@@ -54,8 +63,8 @@ static int on_ctl(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
         return 0;
 }
 
-static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct daemon *d = userdata;
+static void run_tick(struct daemon *d, uint64_t usec) {
+        d->last_tick_usec = usec;
         (void) vmg_manager_tick(d->mgr, usec * 1000);
         (void) sd_notifyf(false, "STATUS=%s", vmg_manager_status_line(d->mgr));
         if (d->textfile) {
@@ -65,6 +74,11 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
                         log_warning_errno(r, "cannot write metrics to %s: %m", d->textfile);
                 json_decref(snap);
         }
+}
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct daemon *d = userdata;
+        run_tick(d, usec);
         /* Fixed rate, not fixed delay: a slow tick does not stretch the interval; a tick that
          * fell behind by more than one interval skips ahead instead of bursting. */
         uint64_t step = vmg_manager_tick_ns(d->mgr) / 1000;
@@ -75,12 +89,71 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
+/* Host pressure crossed a contention threshold: decide now instead of at the next tick, so
+ * reaction time is bounded by the trigger's window, not the tick. */
+static int on_psi(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct daemon *d = userdata;
+        (void) fd;
+        if (revents & (EPOLLERR | EPOLLHUP)) {
+                log_warning("PSI trigger reported an error: falling back to ticks only");
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        }
+        uint64_t now;
+        if (sd_event_now(d->ev, CLOCK_MONOTONIC, &now) < 0 || now - d->last_tick_usec < EARLY_TICK_MIN_GAP_USEC)
+                return 0;
+        log_debug("host pressure over a threshold: early tick");
+        run_tick(d, now);
+        /* The next regular tick comes one full interval after this one. */
+        d->next_usec = now + vmg_manager_tick_ns(d->mgr) / 1000;
+        (void) sd_event_source_set_time(d->timer, d->next_usec);
+        return 0;
+}
+
+static void psi_disarm(struct daemon *d) {
+        for (int i = 0; i < 2; i++) {
+                d->psi_src[i] = sd_event_source_disable_unref(d->psi_src[i]);
+                if (d->psi_fd[i] >= 0)
+                        close(d->psi_fd[i]);
+                d->psi_fd[i] = -1;
+        }
+}
+
+/* Arms a trigger per PSI threshold of the host policy (io, cpu) with a window of one tick. */
+static void psi_arm(struct daemon *d) {
+        const struct vmg_policy *p = vmg_manager_policy(d->mgr);
+        const double frac[2] = { p->host.psi_io_some, p->host.psi_cpu_some };
+        const char *file[2] = { "io", "cpu" };
+        uint64_t window = vmg_manager_tick_ns(d->mgr) / 1000;
+        if (window < VMG_PSI_WINDOW_MIN_US)
+                window = VMG_PSI_WINDOW_MIN_US;
+        if (window > VMG_PSI_WINDOW_MAX_US)
+                window = VMG_PSI_WINDOW_MAX_US;
+        psi_disarm(d);
+        for (int i = 0; i < 2; i++) {
+                if (frac[i] <= 0)
+                        continue;
+                char path[512];
+                snprintf(path, sizeof path, "%s/pressure/%s", d->proc_root ? d->proc_root : "/proc", file[i]);
+                int fd = vmg_psi_trigger_open(path, frac[i], window);
+                if (fd < 0) {
+                        log_info("no PSI trigger on %s (%s): reacting at tick boundaries", path, strerror(-fd));
+                        continue;
+                }
+                if (sd_event_add_io(d->ev, &d->psi_src[i], fd, EPOLLPRI, on_psi, d) < 0) {
+                        close(fd);
+                        continue;
+                }
+                d->psi_fd[i] = fd;
+        }
+}
+
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         struct daemon *d = userdata;
         (void) s;
         (void) si;
         (void) sd_notify(false, "RELOADING=1");
-        (void) vmg_manager_reload(d->mgr);
+        if (vmg_manager_reload(d->mgr) >= 0)
+                psi_arm(d);
         (void) sd_notify(false, "READY=1");
         return 0;
 }
@@ -166,7 +239,7 @@ int main(int argc, char **argv) {
                 return 1;
         }
 
-        struct daemon d = { .textfile = textfile };
+        struct daemon d = { .textfile = textfile, .proc_root = cfg.proc_root, .psi_fd = { -1, -1 } };
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -222,6 +295,7 @@ int main(int argc, char **argv) {
         r = sd_event_add_time(d.ev, &d.timer, CLOCK_MONOTONIC, now, 0, on_tick, &d);
         if (r < 0)
                 goto out;
+        psi_arm(&d);
         (void) sd_event_set_watchdog(d.ev, true);
         (void) sd_notify(false, "READY=1\nSTATUS=watching guests");
         r = sd_event_loop(d.ev);
@@ -230,6 +304,7 @@ out:
                 log_error_errno(r, "event loop failed: %m");
         (void) sd_notify(false, "STOPPING=1\nSTATUS=restoring original values");
         sd_event_source_unref(d.timer);
+        psi_disarm(&d);
         vmg_httpd_free(d.httpd);
         sd_event_unref(d.ev);
         vmg_ctl_server_free(d.ctl);
