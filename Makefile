@@ -86,7 +86,7 @@ demo:
 	BUILD=$(BUILD) ./lab/demo.sh
 
 bench:
-	./lab/deps.sh
+	./lab/deps.sh bench
 	$(MAKE) --no-print-directory all
 	BUILD=$(BUILD) ./bench/run.sh $(BENCH_ARGS)
 

@@ -10,7 +10,8 @@
  * Options: --ticks K (10), --interval-ms MS (1000; 0 = back to back, for profilers),
  * --tap-prefix P (synthetic guest i gets tap P%04u, which the caller created in some
  * namespace under /run/netns), --label L, --tsv FILE (appends one row, header when new),
- * --uri URI.
+ * --uri URI, --watch-pid PID (also report PID's CPU over the measured ticks only, e.g.
+ * libvirtd's: the one-off connect and domain listing stay outside that window).
  *
  * A synthetic guest is laid out as libvirt 9 without machined lays out a domain here
  * (LAB-NOTES): machine/qemu-ID-NAME.libvirt-qemu/ with vcpu0/ and emulator/ in cpu,
@@ -446,6 +447,24 @@ static unsigned count_fds(void) {
         return n > 2 ? n - 3 : 0; /* ".", ".." and the DIR's own fd */
 }
 
+/* utime+stime of pid in clock ticks, 0 when unreadable. */
+static uint64_t pid_cpu_ticks(pid_t pid) {
+        char path[64], buf[1024];
+        pathf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return 0;
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')');
+        unsigned long long ut = 0, st = 0;
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+                return 0;
+        return ut + st;
+}
+
 static int cmp_u64(const void *a, const void *b) {
         uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
         return x < y ? -1 : x > y;
@@ -493,7 +512,7 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
         const char *real_prefix = NULL, *tap_prefix = NULL, *label = NULL, *tsv = NULL, *uri = NULL;
-        long synthetic = -1, ticks = 10, interval_ms = 1000;
+        long synthetic = -1, ticks = 10, interval_ms = 1000, watch_pid = 0;
         bool cleanup_only = false;
         static const struct option opts[] = {
                 { "real", required_argument, NULL, 'r' },
@@ -505,6 +524,7 @@ int main(int argc, char **argv) {
                 { "tsv", required_argument, NULL, 'o' },
                 { "uri", required_argument, NULL, 'u' },
                 { "cleanup", no_argument, NULL, 'c' },
+                { "watch-pid", required_argument, NULL, 'w' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -520,6 +540,7 @@ int main(int argc, char **argv) {
                 case 'o': tsv = optarg; break;
                 case 'u': uri = optarg; break;
                 case 'c': cleanup_only = true; break;
+                case 'w': watch_pid = strtol(optarg, NULL, 10); break;
                 case 'h': usage(); return 0;
                 default: usage(); return 2;
                 }
@@ -604,6 +625,7 @@ int main(int argc, char **argv) {
                 goto out;
         struct rusage ru0, ru1;
         getrusage(RUSAGE_THREAD, &ru0);
+        uint64_t watch0 = watch_pid > 0 ? pid_cpu_ticks((pid_t) watch_pid) : 0;
         uint64_t cpu_total = 0, wall0 = clock_ns(CLOCK_MONOTONIC);
         long done = 0;
         struct timespec next;
@@ -630,6 +652,9 @@ int main(int argc, char **argv) {
         }
         uint64_t wall = clock_ns(CLOCK_MONOTONIC) - wall0;
         getrusage(RUSAGE_THREAD, &ru1);
+        double watch_s = watch_pid > 0 ? (double) (pid_cpu_ticks((pid_t) watch_pid) - watch0) /
+                                                 (double) sysconf(_SC_CLK_TCK)
+                                       : 0;
         if (stop_requested || done == 0) {
                 log_error("interrupted after %ld ticks", done);
                 goto out;
@@ -672,6 +697,8 @@ int main(int argc, char **argv) {
                (double) tick_ns[done / 2] / 1e6, (double) tick_ns[done - 1] / 1e6, (double) wall / 1e6 / (double) done);
         printf("  peak RSS (VmHWM) %lu KiB (before setup %lu KiB); fds held %u (%.1f per VM)\n", hwm, rss_base, fds,
                (double) fds / (double) n);
+        if (watch_pid > 0)
+                printf("  pid %ld used %.2f s CPU during the measured ticks\n", watch_pid, watch_s);
         printf("  setup: guests %.0f ms wall, monitor open %.1f ms CPU (%.1f us per VM)\n",
                (double) (t_made - t_setup) / 1e6, (double) open_cpu_ns / 1e6, (double) open_cpu_ns / 1e3 / (double) n);
         if (tsv) {
@@ -683,11 +710,11 @@ int main(int argc, char **argv) {
                 }
                 if (fresh)
                         fputs("label\tmode\tn\tsampled_ok\tticks\tinterval_ms\tcpu_us_per_vm_sample\tuser_us\tsys_us"
-                              "\ttick_cpu_ms_median\ttick_cpu_ms_max\thwm_kib\tfds\topen_us_per_vm\n",
+                              "\ttick_cpu_ms_median\ttick_cpu_ms_max\thwm_kib\tfds\topen_us_per_vm\twatched_cpu_s\n",
                               f);
-                fprintf(f, "%s\t%s\t%zu\t%zu\t%ld\t%ld\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%lu\t%u\t%.1f\n", label, mode, n, ok,
-                        done, interval_ms, per_vm_us, user_us, sys_us, (double) tick_ns[done / 2] / 1e6,
-                        (double) tick_ns[done - 1] / 1e6, hwm, fds, (double) open_cpu_ns / 1e3 / (double) n);
+                fprintf(f, "%s\t%s\t%zu\t%zu\t%ld\t%ld\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%lu\t%u\t%.1f\t%.2f\n", label, mode, n,
+                        ok, done, interval_ms, per_vm_us, user_us, sys_us, (double) tick_ns[done / 2] / 1e6,
+                        (double) tick_ns[done - 1] / 1e6, hwm, fds, (double) open_cpu_ns / 1e3 / (double) n, watch_s);
                 fclose(f);
         }
         ret = ok == n ? 0 : 3;

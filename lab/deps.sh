@@ -9,6 +9,10 @@ pkgs=(
         libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
         dnsmasq-base busybox-static cpio iproute2 kmod procps gnuplot-nox jq prometheus curl
 )
+# `lab/deps.sh bench`: also the peers that bench/ measures vmguard against.
+if [ "${1:-}" = bench ]; then
+        pkgs+=(collectd-core prometheus-libvirt-exporter linux-perf valgrind)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
         st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)

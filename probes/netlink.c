@@ -227,6 +227,8 @@ static int tap_remember(struct vmg_netlink *nl, const char *name, struct ns *ns)
                         return -ENOMEM;
                 nl->taps = a;
                 t = &nl->taps[nl->n_taps++];
+                /* realloc'd memory: t->ns is compared below (valgrind: uninitialised) */
+                *t = (struct tap) { .ns = NULL };
                 snprintf(t->name, sizeof t->name, "%s", name);
         }
         if (t->ns != ns)
