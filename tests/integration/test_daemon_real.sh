@@ -172,6 +172,41 @@ stop_daemon
 tune=$(virsh blkdeviotune "vmg-$GDISK" vda 2>/dev/null | awk '/write_bytes_sec:/ && !/max/ {print $2}')
 check "SIGTERM put libvirt's block I/O tune back ($tune)" test "${tune:-x}" = 0
 check "SIGTERM removed the blkio rule" test -z "$(cat "$bdir/blkio.throttle.write_bps_device")"
-./lab/guest.sh destroy "$GDISK" >/dev/null
+
+# --- 6. faults: a throttled guest destroyed under the daemon; libvirtd restarted --------
+: >"$tmp/daemon.log"
+start_daemon
+for i in $(seq 1 150); do grep -q 'throttle disk_write' "$tmp/daemon.log" && break; sleep 0.1; done
+check "disk guest throttled again" grep -q 'throttle disk_write' "$tmp/daemon.log"
+uuid=$(virsh domuuid "vmg-$GDISK" | head -n 1)
+virsh destroy "vmg-$GDISK" >/dev/null 2>&1
+sleep 3
+check "daemon survives a throttled guest's destruction" kill -0 "$dpid"
+check "and forgets what it held for it" sh -c "! grep -q '$uuid' '$tmp/state/journal.json'"
+check "logged the guest as gone" grep -q "is gone" "$tmp/daemon.log"
+lvpid=$(pidof libvirtd | awk '{print $1}')
+if [ -n "$lvpid" ]; then
+	kill -TERM "$lvpid"
+	for i in $(seq 1 50); do kill -0 "$lvpid" 2>/dev/null || break; sleep 0.1; done
+	sleep 2
+	check "daemon survives libvirtd going away" kill -0 "$dpid"
+	check "and says so" grep -q 'libvirtd went away' "$tmp/daemon.log"
+	check "libvirtd started again" ./lab/libvirtd.sh start
+	on_exit ./lab/guest.sh destroy "${G}late"
+	./lab/guest.sh create "${G}late" idle --no-nic --tenant "$TEN" >/dev/null
+	seen=
+	for i in $(seq 1 60); do
+		if jq -e --arg n "vmg-${G}late" 'any(.vms[]; .name == $n)' "$tmp/state/status.json" >/dev/null 2>&1; then
+			seen=1; break
+		fi
+		sleep 1
+	done
+	check "after reconnecting, a guest started since is watched" test -n "$seen"
+	check "daemon still running" kill -0 "$dpid"
+	./lab/guest.sh destroy "${G}late" >/dev/null
+else
+	t_fail "libvirtd pid not found"
+fi
+stop_daemon
 echo "# daemon log:"; sed 's/^/#   /' "$tmp/daemon.log" | tail -n 25
 finish
