@@ -20,6 +20,7 @@
 #include "controller/monitor.h"
 #include "controller/prober.h"
 #include "controller/shaper.h"
+#include "controller/svcprio.h"
 #include "probes/libvirt.h"
 #include "probes/netlink.h"
 
@@ -55,6 +56,7 @@ struct vmg_manager {
         struct vmg_actuator *act;
         struct vmg_blkiotune *bt;
         struct vmg_shaper *shaper;
+        struct vmg_svcprio *svcprio; /* NULL: services' CPU share left alone */
         struct vmg_engine_state *engine;
         struct vmg_prober **probers; /* parallel to policy->host.services; NULL entries */
         size_t n_probers;
@@ -211,6 +213,8 @@ static int restore_everything(struct vmg_manager *m, const char *why) {
         for (size_t i = 0; i < vmg_monitor_n_vms(m->mon); i++)
                 unshape_vm(m, vmg_monitor_vm(m->mon, i));
         m->n_applied = 0;
+        if (m->svcprio)
+                (void) vmg_svcprio_restore_all(m->svcprio);
         return ret;
 }
 
@@ -334,6 +338,13 @@ int vmg_manager_new(const struct vmg_manager_config *cfg, struct vmg_manager **r
                 r = vmg_shaper_new(&sc, &m->shaper);
                 if (r < 0)
                         goto fail;
+                /* On systemd hosts the services' cgroups are systemd's: leave them be. */
+                bool systemd_host = access("/run/systemd/system", F_OK) == 0;
+                if (!systemd_host && (ac.cgroup_version == 1 || vmg_cgroup_v2_enabled(cg, "cpu"))) {
+                        r = vmg_svcprio_new(ac.cpu_root, ac.cgroup_version, cfg->proc_root, m->state_dir, &m->svcprio);
+                        if (r < 0)
+                                goto fail;
+                }
         }
 
         struct vmg_libvirt_config lc = { .uri = cfg->uri };
@@ -382,6 +393,7 @@ struct vmg_manager *vmg_manager_free(struct vmg_manager *m) {
         vmg_engine_state_free(m->engine);
         probers_free(m->probers, m->n_probers);
         vmg_shaper_free(m->shaper);
+        vmg_svcprio_free(m->svcprio);
         vmg_blkiotune_free(m->bt);
         vmg_actuator_free(m->act);
         vmg_journal_free(m->journal);
@@ -718,6 +730,15 @@ int vmg_manager_tick(struct vmg_manager *m, uint64_t now_ns) {
                 return r;
         }
         m->ticks++;
+        if (m->svcprio)
+                for (size_t i = 0; i < vmg_monitor_n_services(m->mon) && i < m->policy->host.n_services; i++) {
+                        const struct vmg_svc *sv = vmg_monitor_service(m->mon, i);
+                        const struct vmg_service *pol = &m->policy->host.services[i];
+                        /* Only right after a lookup of its processes: not every tick. */
+                        if (pol->kind != VMG_SERVICE_PROCESS || sv->scanned_ns != now_ns || !sv->n_pids)
+                                continue;
+                        (void) vmg_svcprio_raise(m->svcprio, sv->name, sv->pids, sv->n_pids, pol->priority);
+                }
         size_t n = vmg_monitor_n_vms(m->mon);
         _cleanup_free_ struct vmg_engine_vm *evms = calloc(n ? n : 1, sizeof *evms);
         size_t ns = vmg_monitor_n_services(m->mon);

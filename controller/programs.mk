@@ -7,7 +7,7 @@ $(eval $(call program,vmguard,$(VMGUARD_SRCS)))
 
 ACTORS_SRCS := controller/actuator.c controller/journal.c controller/blkiotune.c controller/shaper.c
 VMGUARDD_SRCS := controller/vmguardd.c controller/manager.c controller/engine.c controller/prober.c $(ACTORS_SRCS) $(CTLSOCK_SRCS) \
-	controller/metrics.c controller/httpd.c controller/psitrigger.c \
+	controller/metrics.c controller/httpd.c controller/psitrigger.c controller/svcprio.c \
 	$(MONITOR_SRCS) $(POLICY_SRCS) $(COMMON_SRCS)
 $(eval $(call program,vmguardd,$(VMGUARDD_SRCS)))
 
