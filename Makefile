@@ -55,6 +55,8 @@ include $(filter-out controller/programs.mk,$(sort $(wildcard */*.mk)))
 -include controller/programs.mk
 # Real cgroup v2 inside a lab guest: a static selftest, built by its own rules.
 -include tests/v2guest/v2guest.mk
+# libFuzzer harnesses (make fuzz), their regression replayer, make valgrind.
+-include tests/fuzz/fuzz.mk
 
 all: $(PROGRAMS)
 
