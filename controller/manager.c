@@ -224,24 +224,12 @@ int vmg_manager_rescan(struct vmg_manager *m) {
         int r = vmg_libvirt_list(m->lv, &doms, &n);
         if (r < 0)
                 return log_warning_errno(r, "cannot list guests from libvirt: %m");
-        _cleanup_free_ struct vmg_domxml **defs = calloc(n ? n : 1, sizeof *defs);
-        _cleanup_free_ pid_t *pids = calloc(n ? n : 1, sizeof *pids);
-        if (!defs || !pids) {
-                vmg_domains_free(doms, n);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < n; i++) {
-                defs[i] = TAKE_PTR(doms[i].def);
-                pids[i] = doms[i].qemu_pid;
-        }
-        vmg_domains_free(doms, n);
-
         /* Guests that went away: drop what we remember of them (their cgroups are gone, so
          * restoring finds nothing to restore and the journal forgets them). */
         for (size_t i = 0; i < m->n_applied;) {
                 bool present = false;
                 for (size_t k = 0; k < n; k++)
-                        present |= strcmp(defs[k]->uuid, m->applied[i].uuid) == 0;
+                        present |= doms[k].def && strcmp(doms[k].def->uuid, m->applied[i].uuid) == 0;
                 if (present) {
                         i++;
                         continue;
@@ -251,7 +239,7 @@ int vmg_manager_rescan(struct vmg_manager *m) {
                 (void) vmg_blkiotune_restore(m->bt, m->applied[i].uuid);
                 applied_forget(m, m->applied[i].uuid);
         }
-        r = vmg_monitor_set_domains(m->mon, defs, pids, n);
+        r = vmg_monitor_set_listed(m->mon, doms, n);
         if (r < 0)
                 return r;
         log_debug("watching %zu guest(s)", n);

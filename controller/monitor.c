@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "common/macros.h"
+#include "probes/libvirt.h"
 #include "probes/netlink.h"
 #include "probes/procfs.h"
 #include "probes/rates.h"
@@ -162,6 +163,21 @@ int vmg_monitor_set_domains(struct vmg_monitor *m, struct vmg_domxml **doms,
 }
 
 static void sample_service(struct vmg_monitor *m, struct vmg_svc *s, uint64_t now_ns);
+
+int vmg_monitor_set_listed(struct vmg_monitor *m, struct vmg_domain *doms, size_t n) {
+        _cleanup_free_ struct vmg_domxml **defs = calloc(n ? n : 1, sizeof *defs);
+        _cleanup_free_ pid_t *pids = calloc(n ? n : 1, sizeof *pids);
+        if (!defs || !pids) {
+                vmg_domains_free(doms, n);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                defs[i] = TAKE_PTR(doms[i].def);
+                pids[i] = doms[i].qemu_pid;
+        }
+        vmg_domains_free(doms, n);
+        return vmg_monitor_set_domains(m, defs, pids, n);
+}
 
 static int sample_vm(struct vmg_monitor *m, struct vmg_vm *vm, uint64_t now_ns,
                      struct vmg_vm_counters *c) {

@@ -48,6 +48,11 @@ struct vmg_monitor *vmg_monitor_free(struct vmg_monitor *m);
 int vmg_monitor_set_domains(struct vmg_monitor *m, struct vmg_domxml **doms,
                             const pid_t *pids, size_t n);
 
+/* The same from libvirt's listing: takes each domain's parsed XML and QEMU pid, then frees
+ * the list (also on error). Returns 0 or -ENOMEM. */
+struct vmg_domain;
+int vmg_monitor_set_listed(struct vmg_monitor *m, struct vmg_domain *doms, size_t n);
+
 /* One tick: reads every guest's counters, the host's and computes rates against the
  * previous tick. now_ns is CLOCK_MONOTONIC. Per-guest errors are recorded in vm->error
  * (a vanished guest is expected); returns 0, or -errno when the host counters could not be

@@ -223,20 +223,7 @@ static int load_domains(struct vmg_libvirt *lv, struct vmg_monitor *m) {
         struct vmg_domain *doms = NULL;
         size_t n = 0;
         int r = vmg_libvirt_list(lv, &doms, &n);
-        if (r < 0)
-                return r;
-        _cleanup_free_ struct vmg_domxml **defs = calloc(n ? n : 1, sizeof *defs);
-        _cleanup_free_ pid_t *pids = calloc(n ? n : 1, sizeof *pids);
-        if (!defs || !pids) {
-                vmg_domains_free(doms, n);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < n; i++) {
-                defs[i] = TAKE_PTR(doms[i].def);
-                pids[i] = doms[i].qemu_pid;
-        }
-        vmg_domains_free(doms, n);
-        return vmg_monitor_set_domains(m, defs, pids, n);
+        return r < 0 ? r : vmg_monitor_set_listed(m, doms, n);
 }
 
 static void note_event(const struct vmg_libvirt_event *ev, void *userdata) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/fileio.h"
 #include "common/macros.h"
 #include "probes/cgroup.h"
 #include "probes/procfs.h"
@@ -48,27 +49,11 @@ struct vmg_cgroup_ctx {
 };
 
 static ssize_t pread_text(int fd, char *buf, size_t size) {
-        size_t len = 0;
-        while (len < size - 1) {
-                ssize_t n = pread(fd, buf + len, size - 1 - len, (off_t) len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t) n;
-        }
-        buf[len] = '\0';
-        return (ssize_t) len;
+        return vmg_pread_text(fd, buf, size);
 }
 
 static ssize_t read_text_at(int dirfd, const char *path, char *buf, size_t size) {
-        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-                return -errno;
-        return pread_text(fd, buf, size);
+        return vmg_read_text_at(dirfd, path, O_NOFOLLOW, buf, size);
 }
 
 /* mountinfo escapes space, tab, newline and backslash as \NNN octal. */

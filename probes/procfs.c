@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/fileio.h"
 #include "common/macros.h"
 #include "probes/procfs.h"
 
@@ -40,27 +41,13 @@ static int norm_vanished(int err) {
 /* Reads the whole small file behind fd from offset 0 (so a kept-open fd re-reads current
  * values). Returns the length, or -errno. */
 static ssize_t pread_text(int fd, char *buf, size_t size) {
-        size_t len = 0;
-        while (len < size - 1) {
-                ssize_t n = pread(fd, buf + len, size - 1 - len, (off_t) len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return norm_vanished(errno);
-                }
-                if (n == 0)
-                        break;
-                len += (size_t) n;
-        }
-        buf[len] = '\0';
-        return (ssize_t) len;
+        ssize_t n = vmg_pread_text(fd, buf, size);
+        return n < 0 ? norm_vanished((int) -n) : n;
 }
 
 static ssize_t read_text_at(int dirfd, const char *path, char *buf, size_t size) {
-        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return norm_vanished(errno);
-        return pread_text(fd, buf, size);
+        ssize_t n = vmg_read_text_at(dirfd, path, O_NOCTTY, buf, size);
+        return n < 0 ? norm_vanished((int) -n) : n;
 }
 
 int vmg_procfs_new(const char *root, struct vmg_procfs **ret) {

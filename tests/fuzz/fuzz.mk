@@ -22,7 +22,7 @@ FUZZ_CC ?= clang
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=gnu11 $(WARN) -O1 -g $(FUZZ_SAN) -I. $(PKG_CFLAGS) -MMD -MP
 
-FUZZ_UTIL_SRCS := tests/fuzz/fuzz_util.c common/log.c
+FUZZ_UTIL_SRCS := tests/fuzz/fuzz_util.c common/log.c common/fileio.c
 fuzz_srcs_policy := policies/policy.c policies/units.c
 fuzz_srcs_units := policies/units.c
 fuzz_srcs_psi := probes/procfs.c
@@ -68,7 +68,7 @@ fuzz-clean:
 FUZZ_REG_SRCS := tests/unit/test_fuzz_regressions.c tests/fuzz/fuzz_util.c \
 	$(addprefix tests/fuzz/fuzz_,$(addsuffix .c,$(FUZZ_HARNESSES))) \
 	policies/policy.c policies/units.c probes/procfs.c probes/cgroup.c probes/domxml.c \
-	controller/journal.c common/log.c
+	controller/journal.c common/log.c common/fileio.c
 $(eval $(call unit_test,test_fuzz_regressions,$(FUZZ_REG_SRCS)))
 
 # Every unit test binary under valgrind (memcheck, full leak check). The list is expanded
