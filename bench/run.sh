@@ -3,6 +3,7 @@
 #
 #   bench/run.sh [--quick] [--out DIR] [--synthetic "10 100 1000"] [--real "10 40"]
 #                [--duration S] [--ticks K] [--no-real] [--update-md]
+#                [--reaction N] [--conservation R]
 #
 # Collection overhead:
 #   1. bench_sample --synthetic N for each N: vmguard's sampling of N fake guests in real
@@ -10,6 +11,11 @@
 #   2. for each N of --real: boots idle lab guests vmg-b01..vmg-bNN (bench/guests.sh), then
 #      bench/peers.sh: vmguard, virsh domstats, collectd virt, prometheus-libvirt-exporter
 #      and libvirtd's CPU on their behalf, S seconds each at 1 s.
+# Reaction and work conservation (off unless asked; lab guests, minutes of run time):
+#   --reaction N: bench/reaction.sh, N trials at tick 1 s and 0.5 s: time from a disk
+#      guest's noise start to vmguardd's throttle in its cgroup (min, median, p95, max).
+#   --conservation R: bench/conservation.sh, R repetitions of 20 s without and with
+#      vmguardd for one disk guest alone: its write rate with/without.
 # Prints markdown tables, writes DIR/*.tsv, DIR/tables.md, DIR/overhead.png (gnuplot),
 # and with --update-md replaces the generated section of BENCHMARKS.md.
 #
@@ -22,6 +28,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 BUILD=${BUILD:-build}
 quick=0 out="" synthetic="10 100 1000" real="10 40" duration=30 ticks=20 update_md=0
+reaction=0 conservation=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1 ;;
@@ -32,13 +39,15 @@ while [ $# -gt 0 ]; do
 	--duration) duration=$2; shift ;;
 	--ticks) ticks=$2; shift ;;
 	--update-md) update_md=1 ;;
+	--reaction) reaction=$2; shift ;;
+	--conservation) conservation=$2; shift ;;
 	-h | --help) sed -n '2,/^set -eu/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
 done
 if [ "$quick" = 1 ]; then
-	synthetic="5 20" real="" ticks=3
+	synthetic="5 20" real="" ticks=3 reaction=0 conservation=0
 fi
 interval=200
 [ "$quick" = 1 ] && interval=50
@@ -101,6 +110,37 @@ for n in $real; do
 		"$here/tables.sh" peers "$pt"
 	} | tee -a "$out/tables.md"
 done
+
+# 3. reaction time and work conservation (their scripts create and destroy their own guests)
+if [ "$reaction" -gt 0 ]; then
+	rt="$out/reaction.tsv"
+	rm -f "$rt"
+	BUILD=$BUILD "$here/reaction.sh" --trials "$reaction" --ticks "1 0.5" --tsv "$rt" >/dev/null
+	{
+		echo
+		echo "## Reaction time: disk noise start to throttle written"
+		echo
+		echo "Command: \`bench/reaction.sh --trials $reaction --ticks \"1 0.5\"\`"
+		echo
+		"$here/reaction.sh" --summary "$rt"
+	} | tee -a "$out/tables.md"
+	if command -v gnuplot >/dev/null; then
+		gnuplot -e "datafile='$rt'; outfile='$out/reaction.png'" "$here/reaction.gp" 2>&1 >&2 || true
+	fi
+fi
+if [ "$conservation" -gt 0 ]; then
+	ct="$out/conservation.tsv"
+	rm -f "$ct"
+	BUILD=$BUILD "$here/conservation.sh" --reps "$conservation" --tsv "$ct" >/dev/null
+	{
+		echo
+		echo "## Work conservation: one disk guest alone, without and with vmguard"
+		echo
+		echo "Command: \`bench/conservation.sh --reps $conservation\`"
+		echo
+		"$here/conservation.sh" --summary "$ct"
+	} | tee -a "$out/tables.md"
+fi
 
 if command -v gnuplot >/dev/null && [ -s "$syn" ]; then
 	gnuplot -e "datafile='$syn'; outfile='$out/overhead.png'" "$here/overhead.gp" 2>&1 >&2 || true
