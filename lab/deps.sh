@@ -7,7 +7,7 @@ pkgs=(
         libvirt-dev libcgroup-dev libsystemd-dev libproc2-dev libjansson-dev
         libmicrohttpd-dev libnl-route-3-dev libnl-3-dev libmnl-dev libxml2-dev
         libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
-        dnsmasq-base busybox-static cpio iproute2 kmod procps gnuplot-nox jq prometheus curl
+        dnsmasq-base busybox-static cpio iproute2 kmod procps gnuplot-nox jq prometheus curl valgrind
 )
 # `lab/deps.sh bench`: also the peers that bench/ measures vmguard against.
 if [ "${1:-}" = bench ]; then
