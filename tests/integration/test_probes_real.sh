@@ -47,7 +47,10 @@ busy=$(vm "$out" vmg-${P}cpu '.rates.cpu_cores')
 idle=$(vm "$out" vmg-${P}idle '.rates.cpu_cores')
 libvirt_cores=$(awk -v a="$t0" -v b="$t1" -v w0="$w0" -v w1="$w1" 'BEGIN { printf "%.3f", (b - a) / 1e9 / (w1 - w0) }')
 echo "# cpu: busy guest $busy cores (libvirt cpu.time over the same ~3 s: $libvirt_cores), idle guest $idle cores"
-check_num "busy guest reads close to one core" "$busy" -ge 0.6
+# A busy vCPU gets up to one core; on a host loaded by anything else it gets less, and the
+# agreement with libvirt's own figure below is what shows the reading is right.
+check_num "busy guest reads a large share of a core" "$busy" -ge 0.4
+check_num "busy guest reads at least 10x the idle one" "$(awk -v a="$busy" -v b="$idle" 'BEGIN { printf "%.3f", a / (b > 0.001 ? b : 0.001) }')" -ge 10
 check_num "busy guest at most ~1 core" "$busy" -le 1.3
 check_num "idle guest reads close to zero" "$idle" -le 0.15
 ratio=$(awk -v a="$busy" -v b="$libvirt_cores" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
