@@ -261,9 +261,7 @@ static bool tick_field(struct trace *t, char *kv) {
 
         if (!set_kv(t, kv, &k, &v))
                 return false;
-        unset = strcmp(v, "-") == 0;
-        if (!unset && parse_num(v, &d) < 0)
-                return fail_at(t, "bad value", v);
+        /* interval= takes a time ("1s", "500ms"), not a plain number: parse it first. */
         if (strcmp(k, "interval") == 0) {
                 uint64_t ns;
                 if (parse_time(v, &ns) < 0 || ns == 0)
@@ -271,6 +269,9 @@ static bool tick_field(struct trace *t, char *kv) {
                 t->interval_s = (double) ns / 1e9;
                 return true;
         }
+        unset = strcmp(v, "-") == 0;
+        if (!unset && parse_num(v, &d) < 0)
+                return fail_at(t, "bad value", v);
         if (strcmp(k, "psi_io") == 0 || strcmp(k, "psi_cpu") == 0) {
                 t->host.psi_valid = !unset;
                 *(strcmp(k, "psi_io") == 0 ? &t->host.psi_io_some : &t->host.psi_cpu_some) = d;
@@ -535,11 +536,16 @@ static bool line_expect(struct trace *t, char **tok, size_t n, const char *rest_
         return true;
 }
 
+/* Returns the number of words, or -1 when the line has more than max: a word silently
+ * dropped would leave a captured guest at stale values and the trace would still pass. */
 static int tokenize(char *line, char **tok, size_t max) {
         size_t n = 0;
         char *save = NULL;
-        for (char *w = strtok_r(line, " \t", &save); w && n < max; w = strtok_r(NULL, " \t", &save))
+        for (char *w = strtok_r(line, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+                if (n == max)
+                        return -1;
                 tok[n++] = w;
+        }
         return (int) n;
 }
 
@@ -557,7 +563,7 @@ static long run_trace(const char *name, char *text) {
         t->interval_s = 1;
         while (next && ok) {
                 char *line = next, *nl = strchr(line, '\n');
-                char copy[1024], *tok[64], *rest3 = NULL;
+                char copy[4096], *tok[256], *rest3 = NULL;
                 int n;
 
                 if (nl)
@@ -567,8 +573,16 @@ static long run_trace(const char *name, char *text) {
                 snprintf(t->where, sizeof(t->where), "%s:%d", name, lineno);
                 if (line[strspn(line, " \t")] == '#' || line[strspn(line, " \t")] == 0)
                         continue;
+                if (strlen(line) >= sizeof(copy)) {
+                        ok = fail_at(t, "line too long", "");
+                        break;
+                }
                 snprintf(copy, sizeof(copy), "%s", line);
                 n = tokenize(line, tok, ARRAY_SIZE(tok));
+                if (n < 0) {
+                        ok = fail_at(t, "too many words on one line", "");
+                        break;
+                }
                 if (n == 0)
                         continue;
                 if (n >= 4) { /* the free text of "expect reason VM RES TEXT", "expect contended yes TEXT" */
