@@ -342,6 +342,9 @@ static int push_action(struct action_list *l, const struct vmg_engine_vm *vm, in
         return 0;
 }
 
+/* Within 10% of the floor counts as the floor when tightening. */
+#define FLOOR_SNAP 1.10
+
 static bool limits_equal(double a, double b) {
         return fabs(a - b) <= LIMIT_EPS * fmax(fabs(a), fabs(b));
 }
@@ -492,6 +495,10 @@ static int judge(const struct vmg_policy *p, const struct vmg_engine_input *in,
                 double f = floor_of(rule, rs->cap);
                 if (hold_ok && h->step_down > 0 && h->step_down < 1) {
                         double t = fmax(rs->limit * h->step_down, f);
+                        /* A step that would stop just above the floor goes to the floor:
+                         * one cgroup write instead of a second, tiny one next hold. */
+                        if (f > 0 && t < f * FLOOR_SNAP)
+                                t = f;
                         if (t < rs->limit && !limits_equal(t, rs->limit)) {
                                 *c = (struct candidate) { vi, r, VMG_ACT_TIGHTEN, t, u / rule->noisy_above };
                                 *has_candidate = true;
