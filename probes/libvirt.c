@@ -352,8 +352,10 @@ static int load_domain(struct vmg_libvirt *l, virDomainPtr dom, struct vmg_domai
                                          name ? name : "?");
         int state = 0, reason = 0;
         if (virDomainGetState(dom, &state, &reason, 0) < 0) {
+                /* Log before freeing: the name lives in d. */
+                r = log_debug_errno(ENOENT, "domain %s: no state (gone?)", d->name);
                 vmg_domxml_free(d);
-                return log_debug_errno(ENOENT, "domain %s: no state (gone?)", d->name);
+                return r;
         }
         out->state = state == VIR_DOMAIN_RUNNING ? VMG_DOM_RUNNING
                    : state == VIR_DOMAIN_PAUSED  ? VMG_DOM_PAUSED
