@@ -283,10 +283,25 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                                  in->host.psi_io_some * 100, h->psi_io_some * 100);
                         sig[n++].victim = -1;
                 }
-                if (h->psi_cpu_some > 0 && finite_nonneg(in->host.psi_cpu_some) &&
-                    in->host.psi_cpu_some > h->psi_cpu_some) {
-                        snprintf(sig[n].text, sizeof(sig[n].text), "host PSI cpu some %.0f%% > %.0f%%",
-                                 in->host.psi_cpu_some * 100, h->psi_cpu_some * 100);
+                /* A task held back by a CFS quota counts as stalled in the host's PSI cpu, so
+                 * a guest vmguard (or anyone) caps would keep the host "contended" by its cap
+                 * alone and never be released. The largest quota stall of any guest is left
+                 * out: a lower bound of the quota-made part of "some". */
+                double quota_stall = 0;
+                for (size_t i = 0; i < in->n_vms; i++) {
+                        const struct vmg_vm_rates *rt = &in->vms[i].rates;
+                        if (rt->cpu_valid && !rt->reset && finite_nonneg(rt->cpu_throttled_time_frac))
+                                quota_stall = fmax(quota_stall, fmin(rt->cpu_throttled_time_frac, 1));
+                }
+                double psi_cpu = in->host.psi_cpu_some - quota_stall;
+                if (h->psi_cpu_some > 0 && finite_nonneg(in->host.psi_cpu_some) && psi_cpu > h->psi_cpu_some) {
+                        if (quota_stall > 0)
+                                snprintf(sig[n].text, sizeof(sig[n].text),
+                                         "host PSI cpu some %.0f%% (%.0f%% beyond CFS quotas' own stall) > %.0f%%",
+                                         in->host.psi_cpu_some * 100, psi_cpu * 100, h->psi_cpu_some * 100);
+                        else
+                                snprintf(sig[n].text, sizeof(sig[n].text), "host PSI cpu some %.0f%% > %.0f%%",
+                                         in->host.psi_cpu_some * 100, h->psi_cpu_some * 100);
                         sig[n++].victim = -1;
                 }
         }

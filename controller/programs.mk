@@ -14,3 +14,10 @@ $(eval $(call program,vmguardd,$(VMGUARDD_SRCS)))
 $(eval $(call unit_test,test_prober,tests/unit/test_prober.c controller/prober.c $(COMMON_SRCS)))
 $(eval $(call unit_test,test_monitor,tests/unit/test_monitor.c $(MONITOR_SRCS) $(COMMON_SRCS)))
 $(eval $(call unit_test,test_psitrigger,tests/unit/test_psitrigger.c controller/psitrigger.c $(COMMON_SRCS)))
+$(eval $(call unit_test,test_engine_quota,tests/unit/test_engine_quota.c controller/engine.c $(COMMON_SRCS)))
+
+# Test tools the integration tests run (not installed).
+$(BUILD)/tests/tools/vmgfsyncvictim: tests/tools/fsync_victim.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+run-tests: $(BUILD)/tests/tools/vmgfsyncvictim

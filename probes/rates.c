@@ -78,6 +78,8 @@ int vmg_rates_compute(const struct vmg_vm_counters *prev, const struct vmg_vm_co
                 r.cpu_valid = true;
                 r.cpu_cores = used / 1e9 / dt;
                 r.cpu_throttled_frac = per > 0 ? frac01(thr / per) : 0;
+                double thr_ns = (double) delta(prev->cpu_throttled_ns, cur->cpu_throttled_ns, &back);
+                r.cpu_throttled_time_frac = frac01(thr_ns / 1e9 / dt);
         }
 
         /* A different thread count means different threads were summed: not comparable. */

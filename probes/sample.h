@@ -91,6 +91,7 @@ struct vmg_vm_rates {
         bool cpu_valid;
         double cpu_cores;          /* cores used, e.g. 1.5 */
         double cpu_throttled_frac; /* fraction of CFS periods throttled */
+        double cpu_throttled_time_frac; /* seconds throttled by a CFS quota per second, 0..1 */
         bool vcpu_delay_valid;
         double vcpu_delay_frac;    /* run-queue wait per second per vCPU (steal), 0..1 */
 
