@@ -27,7 +27,9 @@ check "libvirtd started" ./lab/libvirtd.sh start
 check "guest image built" ./lab/image.sh
 
 mkdir -p "$tmp/tenants" "$tmp/state"
-# Contention: host CPU or I/O pressure; damping shortened so the test runs in minutes.
+# Contention: host CPU or I/O pressure, or the fsync victim's I/O wait; damping shortened so
+# the test runs in minutes. The disk rule keeps a long calm_for: once the victim is fine the
+# engine would otherwise step the limit up during the measurement (work conservation).
 cat >"$tmp/host.json" <<'J'
 { "tick": "1s",
   "contention": { "psi_cpu_some": "15%", "psi_io_some": "5%", "vm_steal": "100%" },
@@ -39,7 +41,7 @@ cat >"$tmp/tenants/$TEN.json" <<J
   "vms": { "metadata": true },
   "limits": {
     "cpu": { "noisy_above": "0.3 cores", "for": "2s", "throttle_to": "0.1 cores", "floor": "0.1 cores", "calm_for": "4s" },
-    "disk_write": { "noisy_above": "40MB/s", "for": "2s", "throttle_to": "20MB/s", "floor": "20MB/s", "calm_for": "4s" }
+    "disk_write": { "noisy_above": "40MB/s", "for": "2s", "throttle_to": "20MB/s", "floor": "20MB/s", "calm_for": "30s" }
   } }
 J
 check "test policy is valid" ./build/vmguard policy check --host "$tmp/host.json" --tenants "$tmp/tenants"
