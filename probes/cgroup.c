@@ -486,7 +486,6 @@ enum vm_file {
         F_IO_STAT,
         F_CPU_PRESSURE,
         F_IO_PRESSURE,
-        F_MEM_PRESSURE,
         F_CLASSID,
         F_N,
 };
@@ -503,7 +502,6 @@ static const struct {
         [F_IO_STAT] = { VMG_CG_UNIFIED, "io.stat" },
         [F_CPU_PRESSURE] = { VMG_CG_UNIFIED, "cpu.pressure" },
         [F_IO_PRESSURE] = { VMG_CG_UNIFIED, "io.pressure" },
-        [F_MEM_PRESSURE] = { VMG_CG_UNIFIED, "memory.pressure" },
         [F_CLASSID] = { VMG_CG_NET_CLS, "net_cls.classid" },
 };
 
@@ -873,7 +871,6 @@ int vmg_cgroup_vm_read(struct vmg_cgroup_vm *vm, struct vmg_vm_counters *c) {
         } psi[] = {
                 { F_CPU_PRESSURE, offsetof(struct vmg_vm_counters, psi_cpu) },
                 { F_IO_PRESSURE, offsetof(struct vmg_vm_counters, psi_io) },
-                { F_MEM_PRESSURE, offsetof(struct vmg_vm_counters, psi_mem) },
         };
         for (size_t i = 0; i < ARRAY_SIZE(psi); i++) {
                 if (vm->fd[psi[i].f] < 0)
@@ -899,7 +896,6 @@ int vmg_cgroup_vm_read(struct vmg_cgroup_vm *vm, struct vmg_vm_counters *c) {
         memcpy(c->devs, t.devs, sizeof(c->devs));
         c->psi_cpu = t.psi_cpu;
         c->psi_io = t.psi_io;
-        c->psi_mem = t.psi_mem;
         return 0;
 }
 

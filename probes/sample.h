@@ -79,7 +79,9 @@ struct vmg_vm_counters {
         size_t n_ifaces;
         struct vmg_iface_counters ifaces[VMG_MAX_IFACES];
 
-        struct vmg_psi psi_cpu, psi_io, psi_mem; /* per-cgroup PSI, v2 only */
+        /* Per-cgroup PSI, v2 only. No memory.pressure: nothing decides on a guest's memory
+         * stalls, and each file read per guest per tick is a syscall (BENCHMARKS.md). */
+        struct vmg_psi psi_cpu, psi_io;
 };
 
 /* Rates over one interval, from the guest's point of view. NaN-free: a figure that could not
