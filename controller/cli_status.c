@@ -301,6 +301,12 @@ static void explain_resource(const char *k, const json_t *r, const json_t *rule,
                          fmt_res(k, num(rule, "noisy_above", 0), c, sizeof c));
         if (json_is_number(need)) {
                 double n = json_number_value(need);
+                json_int_t strikes = json_integer_value(json_object_get(r, "repeat_offences"));
+                if (strikes > 0 && strikes < 16) {
+                        n *= (double) (1 << strikes);
+                        printf("      repeat offender: noisy again soon after a release %lld time(s), so its release needs %s of calm, not %s\n",
+                               (long long) strikes, fmt_dur(n, d, sizeof d), fmt_dur(json_number_value(need), e, sizeof e));
+                }
                 if (calm)
                         printf("      release: calm for %s of the %s needed: next step after %s more of calm%s\n",
                                fmt_dur(so_far, d, sizeof d), fmt_dur(n, e, sizeof e),

@@ -29,6 +29,17 @@
  * compare equal to x, or a rounding error would look like a change and cost a write. */
 #define LIMIT_EPS 1e-9
 
+/* A guest released while it still wants more comes straight back: it hurts the victims for
+ * the ticks it takes to be caught again, is held for calm_for, is released, and so on, a
+ * sawtooth of harm every calm_for for as long as its load runs (a bonnie++ run lasts tens of
+ * minutes; the victim's DHCP renewals land in the teeth). So each throttle within
+ * REPEAT_WINDOW_NS of the same resource's release doubles the calm its next release needs, up
+ * to REPEAT_MAX_STRIKES doublings (8x calm_for); a resource that stays free for the window
+ * starts from calm_for again. fail2ban's bantime.increment answers repeat offenders the same
+ * way. */
+#define REPEAT_WINDOW_NS (600 * NSEC_PER_SEC)
+#define REPEAT_MAX_STRIKES 3
+
 struct res_state {
         double cap;   /* the cap this state last applied, 0 = none */
         double limit; /* in force, 0 = unlimited */
@@ -40,6 +51,9 @@ struct res_state {
         uint64_t calm_since;
         bool changed;
         uint64_t last_change;
+        bool released;       /* released at least once: released_at is meaningful */
+        uint64_t released_at;
+        unsigned strikes;    /* throttled again within REPEAT_WINDOW_NS of a release */
         char reason[512];
 };
 
@@ -527,7 +541,8 @@ static int judge(const struct vmg_policy *p, const struct vmg_engine_input *in,
                 rs->calm = true;
                 rs->calm_since = now;
         }
-        if (now - rs->calm_since < rule->calm_for_ns || !hold_ok)
+        uint64_t calm_needed = rule->calm_for_ns << rs->strikes;
+        if (now - rs->calm_since < calm_needed || !hold_ok)
                 return 0;
 
         double next = h->step_up > 1 && isfinite(h->step_up) ? rs->limit * h->step_up : INFINITY;
@@ -548,6 +563,8 @@ static int judge(const struct vmg_policy *p, const struct vmg_engine_input *in,
                         snprintf(back, sizeof(back), "unlimited");
                 rs->throttled = false;
                 rs->calm = false;
+                rs->released = true;
+                rs->released_at = now;
                 snprintf(reason, sizeof(reason),
                          "guest %s of tenant %s: %s calm for %s (%s), noise limit lifted, back to %s",
                          vm_label(vm), tenant_name(p, vs->tenant), res_words(r),
@@ -572,11 +589,23 @@ static int restrict_move(const struct vmg_policy *p, const struct vmg_engine_inp
         char reason[512], a[48], b[48], d[32];
 
         if (c->kind == VMG_ACT_THROTTLE) {
+                if (rs->released && in->now_ns - rs->released_at < REPEAT_WINDOW_NS) {
+                        if (rs->strikes < REPEAT_MAX_STRIKES)
+                                rs->strikes++;
+                } else {
+                        rs->strikes = 0;
+                }
                 snprintf(reason, sizeof(reason), "guest %s of tenant %s: %s %s over %s for %s while %s",
                          vm_label(vm), tenant_name(p, vs->tenant), res_words(r),
                          fmt_value(r, rs->usage, a, sizeof(a)),
                          fmt_value(r, rule->noisy_above, b, sizeof(b)),
                          fmt_duration(in->now_ns - rs->suspect_since, d, sizeof(d)), why->text);
+                if (rs->strikes > 0) {
+                        char e[32];
+                        append(reason, sizeof(reason), "; noisy again %s after its release: its next release needs %s of calm",
+                               fmt_duration(in->now_ns - rs->released_at, d, sizeof(d)),
+                               fmt_duration(rule->calm_for_ns << rs->strikes, e, sizeof(e)));
+                }
                 rs->throttled = true;
         } else {
                 snprintf(reason, sizeof(reason),
@@ -763,6 +792,7 @@ int vmg_engine_query(const struct vmg_engine_state *s, const char *uuid, enum vm
                 .calm_since_ns = rs->calm_since,
                 .changed = rs->changed,
                 .last_change_ns = rs->last_change,
+                .strikes = rs->strikes,
                 .reason = rs->reason,
         };
         return 0;

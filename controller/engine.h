@@ -85,6 +85,8 @@ struct vmg_engine_limit_info {
         uint64_t calm_since_ns;
         bool changed;          /* the engine has moved this limit at least once */
         uint64_t last_change_ns;
+        unsigned strikes;      /* times throttled again soon after a release: the next
+                                * release needs calm_for << strikes of calm */
         const char *reason;    /* why the limit is what it is; "" when never limited */
 };
 

@@ -607,6 +607,8 @@ json_t *vmg_manager_snapshot(struct vmg_manager *m, uint64_t now_ns) {
                         if (li.calm)
                                 json_object_set_new(o, "calm_for_s",
                                                     json_real((double) (now_ns - li.calm_since_ns) / 1e9));
+                        if (li.strikes)
+                                json_object_set_new(o, "repeat_offences", json_integer(li.strikes));
                         if (li.changed)
                                 json_object_set_new(o, "changed_s_ago",
                                                     json_real((double) (now_ns - li.last_change_ns) / 1e9));
