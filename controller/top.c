@@ -1,6 +1,8 @@
-/* `vmguard top`: one row per guest with what it uses right now, the host's pressure and the
- * protected services' health. Reads the same probes the daemon ticks with, so what an admin
- * sees here is what vmguard decides on. */
+/* `vmguard top`: one row per guest with what it uses right now, the limits vmguardd holds on
+ * it, the host's pressure and the protected services' health. Reads the same probes the
+ * daemon ticks with, so what an admin sees here is what vmguard decides on; the limits come
+ * from the daemon itself (control socket, else its status file), since only it knows which
+ * of the values in cgroupfs, libvirt's block I/O tune and the taps' qdiscs are its own. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -15,8 +17,52 @@
 #include "common/log.h"
 #include "common/macros.h"
 #include "controller/commands.h"
+#include "controller/ctlclient.h"
+#include "controller/ctlsock.h"
 #include "controller/monitor.h"
+#include "controller/top.h"
 #include "probes/libvirt.h"
+
+/* Short: top asks once per refresh and must not stall its own display on a daemon caught in
+ * a slow tick; the next refresh asks again. */
+#define LIMITS_TIMEOUT_MS 1000
+
+/* Where the LIMITS column comes from this refresh. */
+struct limits_src {
+        struct vmg_ctl_view view; /* owns the daemon's snapshot when ok */
+        bool ok;
+        char why[1024]; /* when !ok: why only the cgroup's CPU cap is shown */
+};
+
+static void limits_fetch(const char *socket_path, const char *state_dir, struct limits_src *ls) {
+        *ls = (struct limits_src){};
+        json_t *req = json_pack("{s:s}", "cmd", "status");
+        int r = req ? vmg_ctl_fetch(socket_path, state_dir, req, LIMITS_TIMEOUT_MS, &ls->view) : -ENOMEM;
+        json_decref(req);
+        const char *code = NULL, *msg = r < 0 ? NULL : vmg_ctl_reply_error(ls->view.reply, &code);
+        char why[160];
+        if (r < 0)
+                snprintf(ls->why, sizeof ls->why, "cannot ask vmguardd at %s (%s) and no status file in %s",
+                         socket_path, strerror(-r), state_dir);
+        else if (msg)
+                snprintf(ls->why, sizeof ls->why, "vmguardd at %s answered: %s", socket_path, msg);
+        else if (vmg_ctl_check_snapshot(ls->view.reply, why, sizeof why) < 0)
+                snprintf(ls->why, sizeof ls->why, "cannot read %s: %s",
+                         ls->view.from_file ? ls->view.file : "vmguardd's answer", why);
+        else if (ls->view.stale)
+                /* Limits it left may no longer be in force, or be someone else's by now. */
+                snprintf(ls->why, sizeof ls->why, "vmguardd is not running (%s is %.0f s old)", ls->view.file,
+                         ls->view.file_age_s);
+        else
+                ls->ok = true;
+        if (!ls->ok)
+                vmg_ctl_view_done(&ls->view);
+}
+
+/* The guest's entry in the daemon's snapshot (by uuid: names can be reused), or NULL. */
+static const json_t *limits_vm(const struct limits_src *ls, const struct vmg_vm *vm) {
+        return ls->ok ? vmg_ctl_find_vm(ls->view.reply, vm->dom->uuid) : NULL;
+}
 
 static uint64_t now_mono_ns(void) {
         struct timespec ts;
@@ -61,7 +107,7 @@ static double live_cpu_cap(struct vmg_monitor *m, const struct vmg_vm *vm) {
         return 0;
 }
 
-static json_t *vm_json(struct vmg_monitor *m, const struct vmg_vm *vm) {
+static json_t *vm_json(struct vmg_monitor *m, const struct vmg_vm *vm, const struct limits_src *ls) {
         const struct vmg_vm_rates *r = &vm->rates;
         char src[128];
         json_t *o = json_pack("{s:s, s:s, s:i, s:s?, s:i}", "name", vm->dom->name, "uuid",
@@ -72,6 +118,8 @@ static json_t *vm_json(struct vmg_monitor *m, const struct vmg_vm *vm) {
                 json_object_set_new(o, "error", json_string(strerror(-vm->error)));
         double cap = live_cpu_cap(m, vm);
         json_object_set_new(o, "cpu_limit_cores", cap > 0 ? json_real(cap) : json_null());
+        /* null: vmguardd not reachable (see "limits_error"); {}: it holds none on this guest. */
+        json_object_set_new(o, "limits", ls->ok ? vmg_top_limits_json(limits_vm(ls, vm)) : json_null());
         if (!vm->have_rates) {
                 json_object_set_new(o, "rates", json_null());
                 return o;
@@ -129,16 +177,39 @@ static void fmt_num(char *buf, size_t len, bool valid, double v, double scale, i
                 snprintf(buf, len, "%.*f", prec, v / scale);
 }
 
-static void print_table(struct vmg_monitor *m, FILE *out) {
-        fprintf(out, "%-20s %-10s %6s %5s %8s %8s %7s %9s %9s %8s %8s  %s\n", "VM", "TENANT",
-                "CPU", "READY", "RD-MB/s", "WR-MB/s", "IOPS", "TX-Mbit/s", "RX-Mbit/s", "TX-pkt/s",
-                "CPU-CAP", "SOURCES");
-        for (size_t i = 0; i < vmg_monitor_n_vms(m); i++) {
+static void print_table(struct vmg_monitor *m, const struct limits_src *ls, FILE *out) {
+        size_t n = vmg_monitor_n_vms(m);
+        char (*lim)[160] = calloc(n ? n : 1, sizeof *lim);
+        if (!lim) {
+                fprintf(out, "vmguard top: out of memory\n");
+                return;
+        }
+        int width = (int) strlen("LIMITS");
+        bool marked = false;
+        for (size_t i = 0; i < n; i++) {
+                const struct vmg_vm *vm = vmg_monitor_vm(m, i);
+                if (ls->ok) {
+                        vmg_top_format_limits(limits_vm(ls, vm), lim[i], sizeof lim[i]);
+                } else {
+                        /* Without the daemon, the one limit readable in one place. */
+                        double c = live_cpu_cap(m, vm);
+                        if (c > 0)
+                                snprintf(lim[i], sizeof lim[i], "cpu %.2f", c);
+                        else
+                                snprintf(lim[i], sizeof lim[i], "-");
+                }
+                marked |= strstr(lim[i], VMG_TOP_THROTTLED_MARK) != NULL;
+                if ((int) strlen(lim[i]) > width)
+                        width = (int) strlen(lim[i]);
+        }
+        fprintf(out, "%-20s %-10s %6s %5s %8s %8s %7s %9s %9s %8s  %-*s  %s\n", "VM", "TENANT", "CPU",
+                "READY", "RD-MB/s", "WR-MB/s", "IOPS", "TX-Mbit/s", "RX-Mbit/s", "TX-pkt/s", width, "LIMITS",
+                "SOURCES");
+        for (size_t i = 0; i < n; i++) {
                 const struct vmg_vm *vm = vmg_monitor_vm(m, i);
                 const struct vmg_vm_rates *r = &vm->rates;
                 bool ok = vm->have_rates;
-                char cpu[16], rdy[16], rd[16], wr[16], iops[16], tx[16], rx[16], txp[16], cap[16],
-                        src[128];
+                char cpu[16], rdy[16], rd[16], wr[16], iops[16], tx[16], rx[16], txp[16], src[128];
                 fmt_num(cpu, sizeof cpu, ok && r->cpu_valid, r->cpu_cores, 1, 2);
                 fmt_num(rdy, sizeof rdy, ok && r->vcpu_delay_valid, r->vcpu_delay_frac * 100, 1, 0);
                 fmt_num(rd, sizeof rd, ok && r->disk_valid, r->disk_read_Bps, 1e6, 1);
@@ -147,16 +218,23 @@ static void print_table(struct vmg_monitor *m, FILE *out) {
                 fmt_num(tx, sizeof tx, ok && r->net_valid, r->net_tx_bps, 1e6, 2);
                 fmt_num(rx, sizeof rx, ok && r->net_valid, r->net_rx_bps, 1e6, 2);
                 fmt_num(txp, sizeof txp, ok && r->net_valid, r->net_tx_pps, 1, 0);
-                double c = live_cpu_cap(m, vm);
-                fmt_num(cap, sizeof cap, c > 0, c, 1, 2);
                 if (vm->error && !vm->have_rates)
                         snprintf(src, sizeof src, "error: %s", strerror(-vm->error));
                 else
                         vmg_vm_sources(vm, src, sizeof src);
-                fprintf(out, "%-20.20s %-10.10s %6s %4s%% %8s %8s %7s %9s %9s %8s %8s  %s\n",
+                fprintf(out, "%-20.20s %-10.10s %6s %4s%% %8s %8s %7s %9s %9s %8s  %-*s  %s\n",
                         vm->dom->name, vm->dom->tenant ? vm->dom->tenant : "-", cpu, rdy, rd, wr,
-                        iops, tx, rx, txp, cap, src);
+                        iops, tx, rx, txp, width, lim[i], src);
         }
+        free(lim);
+        if (marked)
+                fprintf(out, "%s held below its cap while the guest's noise hurts others (released when calm)\n",
+                        VMG_TOP_THROTTLED_MARK);
+        if (!ls->ok)
+                fprintf(out, "limits: %s; LIMITS shows only the CPU quota read from each guest's cgroup\n", ls->why);
+        else if (ls->view.from_file)
+                fprintf(out, "limits: from %s (%.0f s old): the control socket said %s\n", ls->view.file,
+                        ls->view.file_age_s, strerror(-ls->view.socket_error));
         struct vmg_host_rates h;
         if (vmg_monitor_host_rates(m, &h))
                 fprintf(out, "\nhost: cpu busy %.0f%%, iowait %.1f%%, PSI cpu some %.1f%%, io some %.1f%%, io full %.1f%%\n",
@@ -180,11 +258,15 @@ static void print_table(struct vmg_monitor *m, FILE *out) {
         }
 }
 
-static json_t *snapshot_json(struct vmg_monitor *m) {
+static json_t *snapshot_json(struct vmg_monitor *m, const struct limits_src *ls) {
         json_t *vms = json_array();
         for (size_t i = 0; i < vmg_monitor_n_vms(m); i++)
-                json_array_append_new(vms, vm_json(m, vmg_monitor_vm(m, i)));
+                json_array_append_new(vms, vm_json(m, vmg_monitor_vm(m, i), ls));
         json_t *root = json_pack("{s:o}", "vms", vms);
+        json_object_set_new(root, "limits_source",
+                            !ls->ok ? json_null() : json_string(ls->view.from_file ? "status-file" : "socket"));
+        if (!ls->ok)
+                json_object_set_new(root, "limits_error", json_string(ls->why));
         struct vmg_host_rates h;
         if (vmg_monitor_host_rates(m, &h))
                 json_object_set_new(root, "host",
@@ -233,7 +315,8 @@ static void note_event(const struct vmg_libvirt_event *ev, void *userdata) {
 
 static void top_usage(FILE *out) {
         fprintf(out, "Usage: vmguard top [--once] [--json] [--interval SEC] [--connect URI]\n"
-                     "                   [--cgroup-root DIR] [--proc-root DIR] [--service NAME]...\n");
+                     "                   [--cgroup-root DIR] [--proc-root DIR] [--service NAME]...\n"
+                     "                   [--socket PATH] [--state-dir DIR]\n");
 }
 
 int cmd_top(int argc, char **argv) {
@@ -242,11 +325,13 @@ int cmd_top(int argc, char **argv) {
                 { "interval", required_argument, NULL, 'i' }, { "connect", required_argument, NULL, 'c' },
                 { "cgroup-root", required_argument, NULL, 'C' }, { "proc-root", required_argument, NULL, 'P' },
                 { "service", required_argument, NULL, 's' }, { "help", no_argument, NULL, 'h' },
+                { "socket", required_argument, NULL, 'S' }, { "state-dir", required_argument, NULL, 'D' },
                 {},
         };
         bool once = false, json = false;
         double interval = 1.0;
         const char *uri = NULL;
+        const char *socket_path = VMG_CTL_DEFAULT_PATH, *state_dir = VMG_CTL_DEFAULT_STATE_DIR;
         struct vmg_monitor_paths paths = {};
         struct vmg_service extra[16];
         size_t n_extra = 0;
@@ -273,6 +358,8 @@ int cmd_top(int argc, char **argv) {
                         }
                         extra[n_extra++] = (struct vmg_service){ .name = optarg, .kind = VMG_SERVICE_PROCESS, .match = optarg };
                         break;
+                case 'S': socket_path = optarg; break;
+                case 'D': state_dir = optarg; break;
                 case 'h': top_usage(stdout); return 0;
                 default: top_usage(stderr); return 2;
                 }
@@ -321,16 +408,19 @@ int cmd_top(int argc, char **argv) {
                 r = vmg_monitor_sample(m, now_mono_ns());
                 if (r < 0)
                         break;
+                struct limits_src ls;
+                limits_fetch(socket_path, state_dir, &ls);
                 if (json) {
-                        json_t *snap = snapshot_json(m);
+                        json_t *snap = snapshot_json(m, &ls);
                         json_dumpf(snap, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
                         fputc('\n', stdout);
                         json_decref(snap);
                 } else {
                         if (!once)
                                 fputs("\033[H\033[2J", stdout);
-                        print_table(m, stdout);
+                        print_table(m, &ls, stdout);
                 }
+                vmg_ctl_view_done(&ls.view);
                 fflush(stdout);
                 if (once)
                         break;

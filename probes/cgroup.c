@@ -301,16 +301,17 @@ int vmg_cgroup_machine_name(const char *driver, int id, const char *name, char *
         return *ret ? 0 : -ENOMEM;
 }
 
-struct find_state {
-        const char *cand[2];
-        unsigned visited;
+struct walk_state {
+        vmg_cgroup_walk_fn visit;
+        void *userdata;
+        unsigned max_depth, max_dirs, visited;
         char path[4096];
 };
 
-/* Depth-first walk below dirfd (whose relative path is st->path, length len). Children
- * are opened with O_NOFOLLOW, so symlinked directories are never entered or matched.
- * Returns 1 when found (st->path holds it), 0 when not, -errno. */
-static int find_walk(int dirfd, struct find_state *st, size_t len, int depth) {
+/* Depth-first below dirfd, whose path relative to the walk's start is st->path (length
+ * len). Children are opened with O_NOFOLLOW, so symlinked directories are never entered
+ * or shown to visit. Returns 0 (go on), VMG_CG_WALK_STOP, or -errno. */
+static int walk_dir(int dirfd, struct walk_state *st, size_t len, unsigned depth) {
         int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return 0;
@@ -324,7 +325,8 @@ static int find_walk(int dirfd, struct find_state *st, size_t len, int depth) {
         while (r == 0 && (de = readdir(d))) {
                 if (de->d_name[0] == '.' || (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
                         continue;
-                if (++st->visited > FIND_MAX_DIRS)
+                /* Counted before the open: a host full of unreadable entries still ends. */
+                if (++st->visited > st->max_dirs)
                         break;
                 int cfd = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (cfd < 0)
@@ -335,10 +337,11 @@ static int find_walk(int dirfd, struct find_state *st, size_t len, int depth) {
                                 st->path[len] = '/';
                         memcpy(st->path + len + (len ? 1 : 0), de->d_name, nl + 1);
                         size_t clen = len + (len ? 1 : 0) + nl;
-                        if (strcmp(de->d_name, st->cand[0]) == 0 || strcmp(de->d_name, st->cand[1]) == 0)
-                                r = 1;
-                        else if (depth + 1 < FIND_MAX_DEPTH)
-                                r = find_walk(cfd, st, clen, depth + 1);
+                        r = st->visit(cfd, st->path, depth + 1, st->userdata);
+                        if (r == 0 && depth + 1 < st->max_depth)
+                                r = walk_dir(cfd, st, clen, depth + 1);
+                        else if (r == VMG_CG_WALK_PRUNE)
+                                r = 0;
                         if (r == 0)
                                 st->path[len] = '\0';
                 }
@@ -346,6 +349,33 @@ static int find_walk(int dirfd, struct find_state *st, size_t len, int depth) {
         }
         closedir(d);
         return r;
+}
+
+int vmg_cgroup_walk(int dirfd, unsigned max_depth, unsigned max_dirs, vmg_cgroup_walk_fn visit,
+                    void *userdata, char **ret_path) {
+        struct walk_state *st = calloc(1, sizeof(*st));
+        if (!st)
+                return -ENOMEM;
+        *st = (struct walk_state){ .visit = visit, .userdata = userdata, .max_depth = max_depth,
+                                   .max_dirs = max_dirs };
+        int r = max_depth > 0 ? walk_dir(dirfd, st, 0, 0) : 0;
+        if (r == VMG_CG_WALK_STOP && ret_path) {
+                *ret_path = strdup(st->path);
+                if (!*ret_path)
+                        r = -ENOMEM;
+        }
+        free(st);
+        return r;
+}
+
+/* Stops at the first directory named one of cand[0], cand[1]. */
+static int match_name(int dirfd, const char *rel, unsigned depth, void *userdata) {
+        const char *const *cand = userdata;
+        const char *base = strrchr(rel, '/');
+        (void) dirfd;
+        (void) depth;
+        base = base ? base + 1 : rel;
+        return strcmp(base, cand[0]) == 0 || strcmp(base, cand[1]) == 0 ? VMG_CG_WALK_STOP : 0;
 }
 
 static bool is_libvirt_child(const char *comp, size_t n) {
@@ -449,22 +479,13 @@ int vmg_cgroup_find_domain(struct vmg_cgroup_ctx *c, const struct vmg_domain_ref
                 }
         }
 
-        struct find_state *st = calloc(1, sizeof(*st));
-        if (!st)
-                return -ENOMEM;
-        st->cand[0] = v1name;
-        st->cand[1] = scope;
-        r = find_walk(c->fd[h], st, 0, 0);
-        if (r > 0) {
-                *ret = strdup(st->path);
-                free(st);
-                if (!*ret)
-                        return -ENOMEM;
+        const char *cand[2] = { v1name, scope };
+        r = vmg_cgroup_walk(c->fd[h], FIND_MAX_DEPTH, FIND_MAX_DIRS, match_name, cand, ret);
+        if (r == VMG_CG_WALK_STOP) {
                 log_debug("VM %s (id %d, uuid %s): cgroup %s/%s", d->name, d->id,
                           d->uuid ? d->uuid : "?", c->path[h], *ret);
                 return 0;
         }
-        free(st);
         if (r < 0)
                 return r;
         if (d->qemu_pid > 0) {
@@ -918,16 +939,7 @@ int vmg_cgroup_vm_classid(struct vmg_cgroup_vm *vm, uint32_t *ret) {
 int vmg_cgroup_find_dir(struct vmg_cgroup_ctx *c, enum vmg_cg_hier h, const char *name, char **ret) {
         if (h >= VMG_CG_N || c->fd[h] < 0)
                 return -ENOENT;
-        struct find_state *st = calloc(1, sizeof(*st));
-        if (!st)
-                return -ENOMEM;
-        st->cand[0] = st->cand[1] = name;
-        int r = find_walk(c->fd[h], st, 0, 0);
-        if (r > 0) {
-                *ret = strdup(st->path);
-                r = *ret ? 0 : -ENOMEM;
-        } else if (r == 0)
-                r = -ENOENT;
-        free(st);
-        return r;
+        const char *cand[2] = { name, name };
+        int r = vmg_cgroup_walk(c->fd[h], FIND_MAX_DEPTH, FIND_MAX_DIRS, match_name, cand, ret);
+        return r == VMG_CG_WALK_STOP ? 0 : r == 0 ? -ENOENT : r;
 }

@@ -108,3 +108,22 @@ int vmg_cgroup_vm_classid(struct vmg_cgroup_vm *vm, uint32_t *ret);
  * systemd unit "dnsmasq.service" under system.slice/). *ret is relative to the hierarchy
  * root. Returns 0, -ENOENT, -ENOMEM. */
 int vmg_cgroup_find_dir(struct vmg_cgroup_ctx *c, enum vmg_cg_hier h, const char *name, char **ret);
+
+/* The one walk over cgroup directories (domain lookup, vmg_cgroup_find_dir, a unit's
+ * sub-cgroups in services.c). visit is called for each directory below the start, depth
+ * first, parents before children, with an fd of it (valid during the call only), its path
+ * relative to the start and its depth (1 = a child of the start). It returns 0 to go on
+ * (into its children while depth < max_depth), VMG_CG_WALK_PRUNE to skip its children,
+ * VMG_CG_WALK_STOP to end the walk there, or -errno to end it with that error. */
+enum { VMG_CG_WALK_PRUNE = 1, VMG_CG_WALK_STOP = 2 };
+typedef int (*vmg_cgroup_walk_fn)(int dirfd, const char *rel, unsigned depth, void *userdata);
+
+/* Walks below dirfd (an O_PATH fd is fine; the start itself is not visited). Entries are
+ * opened with O_NOFOLLOW: a symlinked directory is neither entered nor visited. At most
+ * max_dirs entries are looked at (counted before opening, so unreadable ones count too) and
+ * a path longer than 4 KiB is skipped, so a hostile or huge tree cannot make it run long.
+ * Returns 0 when the walk ended without a stop (all seen, or max_dirs reached),
+ * VMG_CG_WALK_STOP when visit stopped it (then *ret_path, when ret_path is not NULL, is a
+ * malloc'ed copy of that directory's relative path), or -errno (visit's, -ENOMEM). */
+int vmg_cgroup_walk(int dirfd, unsigned max_depth, unsigned max_dirs, vmg_cgroup_walk_fn visit,
+                    void *userdata, char **ret_path);

@@ -1,8 +1,8 @@
 /* Host-service probes; see services.h for the contracts. */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <libproc2/pids.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,48 +99,39 @@ int vmg_service_pids_by_comm_live(const char *comm, pid_t **ret, size_t *n) {
         return 0;
 }
 
-/* Adds the PIDs of cgroup.procs in dirfd and, recursively, in its sub-cgroups. Symlinks
- * are not followed; *budget bounds the walk. */
-static int collect_procs(int dirfd, struct pidvec *pv, unsigned *budget) {
+/* Adds the PIDs listed in cgroup.procs of dirfd (none when it has no such file). */
+static int add_procs(int dirfd, struct pidvec *pv) {
         int fd = openat(dirfd, "cgroup.procs", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd >= 0) {
-                FILE *f = fdopen(fd, "re");
-                if (!f) {
-                        close(fd);
-                        return -ENOMEM;
-                }
-                long pid;
-                while (fscanf(f, "%ld", &pid) == 1)
-                        if (pid > 0 && pidvec_add(pv, (pid_t) pid) < 0) {
-                                fclose(f);
-                                return -ENOMEM;
-                        }
-                fclose(f);
-        }
-        int dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
+        if (fd < 0)
                 return 0;
-        DIR *d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
+        FILE *f = fdopen(fd, "re");
+        if (!f) {
+                close(fd);
                 return -ENOMEM;
         }
+        long pid;
         int r = 0;
-        struct dirent *de;
-        while (r == 0 && (de = readdir(d))) {
-                if (de->d_name[0] == '.' || (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
-                        continue;
-                if (*budget == 0)
-                        break;
-                (*budget)--;
-                int cfd = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (cfd < 0)
-                        continue;
-                r = collect_procs(cfd, pv, budget);
-                close(cfd);
-        }
-        closedir(d);
+        while (r == 0 && fscanf(f, "%ld", &pid) == 1)
+                if (pid > 0 && pidvec_add(pv, (pid_t) pid) < 0)
+                        r = -ENOMEM;
+        fclose(f);
         return r;
+}
+
+static int visit_procs(int dirfd, const char *rel, unsigned depth, void *userdata) {
+        (void) rel;
+        (void) depth;
+        return add_procs(dirfd, userdata);
+}
+
+/* The unit's own cgroup.procs and those of its sub-cgroups, at any depth (the walk's
+ * budget bounds it, not a depth). Symlinks are not followed. */
+static int collect_procs(int dirfd, struct pidvec *pv) {
+        int r = add_procs(dirfd, pv);
+        if (r < 0)
+                return r;
+        r = vmg_cgroup_walk(dirfd, UINT_MAX, UNIT_MAX_CGROUPS, visit_procs, pv, NULL);
+        return r < 0 ? r : 0;
 }
 
 int vmg_service_pids_by_unit(struct vmg_cgroup_ctx *c, const char *unit, pid_t **ret, size_t *n) {
@@ -158,8 +149,7 @@ int vmg_service_pids_by_unit(struct vmg_cgroup_ctx *c, const char *unit, pid_t *
                         return log_debug_errno(errno, "Unit %s: cannot open %s/%s: %m", unit,
                                                vmg_cgroup_hier_path(c, order[i]), rel);
                 struct pidvec pv = { 0 };
-                unsigned budget = UNIT_MAX_CGROUPS;
-                r = collect_procs(fd, &pv, &budget);
+                r = collect_procs(fd, &pv);
                 if (r < 0) {
                         free(pv.v);
                         return r;

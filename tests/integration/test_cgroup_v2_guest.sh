@@ -5,7 +5,9 @@
 # (tests/v2guest/init as /init, the static tests/v2guest/v2_selftest), writes cpu.max and
 # io.max on its own virtio disk through the actuator, measures their effect from the
 # cgroup's counters, restores through the journal, and prints "V2 ok/not ok" lines on its
-# serial console; this script relays them. Only the domain vmg-v2-PID is ever destroyed.
+# serial console; this script relays them. The guest is made by lab/guest.sh (role idle,
+# whose cmdline the v2 /init ignores, with --initrd for the combined archive and
+# --disk-zero); only the domain vmg-v2-PID is ever destroyed.
 . "$(dirname "$0")/lib.sh"
 require_root
 require_cmd virsh cpio gzip dd readelf
@@ -15,15 +17,17 @@ cd "$T_ROOT"
 # Boot ~5 s and the selftest ~25 s on an idle 2-core host; other lab guests running at the
 # same time slow a TCG guest several-fold.
 TIMEOUT_S=${VMG_V2_TIMEOUT:-180}
-DOM=vmg-v2-$$
+NAME=v2-$$
+DOM=vmg-$NAME
 WORK="$VMG_LAB_RUN/$DOM"
-DISK="$VMG_LAB_DISKS/$DOM.raw"
-CONSOLE="$WORK/console"
+# Where lab/guest.sh sends the serial console.
+CONSOLE="$VMG_LAB_RUN/$DOM.console"
 
 destroy_mine() {
-	virsh -q -c "$VMG_LAB_URI" destroy "$DOM" >/dev/null 2>&1 || true
+	# Destroys this one domain and deletes its disk image (guest.sh never touches others).
+	./lab/guest.sh destroy "$NAME" >/dev/null 2>&1 || true
 	rm -rf "$WORK"
-	rm -f "$DISK"
+	rm -f "$CONSOLE" "$VMG_LAB_RUN/$DOM.xml"
 }
 on_exit destroy_mine
 
@@ -61,46 +65,12 @@ fi
 # The kernel unpacks concatenated archives in order: our /init replaces the lab's.
 (cd "$WORK/root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) >"$WORK/v2.cpio.gz"
 cat "$VMG_LAB_CACHE/initrd.img" "$WORK/v2.cpio.gz" >"$WORK/initrd.img"
-# On the host disk (cache='none' makes the guest's writes real O_DIRECT writes there; a
-# tmpfs refuses O_DIRECT), and written once: fallocate leaves unwritten extents whose
-# conversion on the first guest pass held the baseline to ~4 MB/s against ~19 MB/s later.
-rm -f "$DISK"
-dd if=/dev/zero of="$DISK" bs=1M count=64 conv=fsync status=none
-: >"$CONSOLE"
-
-cat >"$WORK/dom.xml" <<EOF
-<domain type='qemu'>
-  <name>$DOM</name>
-  <memory unit='MiB'>192</memory>
-  <vcpu>2</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>$VMG_LAB_CACHE/vmlinuz</kernel>
-    <initrd>$WORK/initrd.img</initrd>
-    <cmdline>rdinit=/init console=ttyS0 no_timer_check panic=-1 quiet</cmdline>
-  </os>
-  <features><acpi/><apic/></features>
-  <clock offset='utc'/>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>destroy</on_reboot>
-  <on_crash>destroy</on_crash>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='raw' cache='none' io='native'/>
-      <source file='$DISK'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-    <serial type='file'>
-      <source path='$CONSOLE'/>
-      <target port='0'/>
-    </serial>
-    <controller type='usb' model='none'/>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-EOF
-
-check "virsh create $DOM" virsh -q -c "$VMG_LAB_URI" create "$WORK/dom.xml"
+# The disk: 64 MiB on the host disk (VMG_LAB_DISKS; cache='none' makes the guest's writes
+# real O_DIRECT writes there, which a tmpfs refuses), written once with zeros
+# (--disk-zero): fallocate leaves unwritten extents whose conversion on the first guest
+# pass held the baseline to ~4 MB/s against ~19 MB/s later.
+check "lab/guest.sh create $DOM" ./lab/guest.sh create "$NAME" idle --vcpus 2 --mem 192 \
+	--disk 64 --disk-zero --no-nic --initrd "$WORK/initrd.img"
 
 # Bounded wait for the selftest's summary line; the guest powers off after it, which
 # on_poweroff=destroy turns into a vanished domain.

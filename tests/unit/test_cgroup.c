@@ -443,6 +443,120 @@ static void test_symlinks(void) {
         fake_done(&f);
 }
 
+struct walk_rec {
+        char seen[16][64];
+        size_t n;
+        const char *prune, *stop;
+        int fail; /* -errno returned at the first directory, 0: none */
+        unsigned marks;
+};
+
+static int record(int dirfd, const char *rel, unsigned depth, void *userdata) {
+        struct walk_rec *w = userdata;
+        if (w->fail)
+                return w->fail;
+        if (w->n < ARRAY_SIZE(w->seen))
+                snprintf(w->seen[w->n++], sizeof(w->seen[0]), "%s@%u", rel, depth);
+        /* The fd is the directory itself: files in it open relative to it. */
+        int fd = openat(dirfd, "mark", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+                w->marks++;
+                close(fd);
+        }
+        if (w->prune && strcmp(rel, w->prune) == 0)
+                return VMG_CG_WALK_PRUNE;
+        if (w->stop && strcmp(rel, w->stop) == 0)
+                return VMG_CG_WALK_STOP;
+        return 0;
+}
+
+static ssize_t rec_index(const struct walk_rec *w, const char *entry) {
+        for (size_t i = 0; i < w->n; i++)
+                if (strcmp(w->seen[i], entry) == 0)
+                        return (ssize_t) i;
+        return -1;
+}
+
+/* The walker behind the domain lookup, vmg_cgroup_find_dir and a unit's sub-cgroups. */
+static void test_walk(void) {
+        char root[PATH_MAX], target[PATH_MAX + 8];
+        fx_tmpdir(root, sizeof(root));
+        fx_mkdir(root, "t/a/b/c/d");
+        fx_mkdir(root, "t/x/y");
+        fx_write(root, "t/x/y/mark", "");
+        fx_write(root, "t/a/b/mark", "");
+        fx_write(root, "t/file", "not a directory");
+        fx_mkdir(root, "outside/secret");
+        snprintf(target, sizeof(target), "%s/outside", root);
+        fx_symlink(root, target, "t/link");
+        snprintf(target, sizeof(target), "%s/t", root);
+        int fd = open(target, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        CHECK(fd >= 0);
+        if (fd < 0)
+                return;
+        static const struct {
+                const char *name;
+                unsigned max_depth, max_dirs;
+                const char *prune, *stop;
+                int fail;
+                int want_r;
+                const char *want[8]; /* exactly these, in any order between siblings */
+                unsigned want_marks;
+                const char *want_path;
+        } cases[] = {
+                { "everything below the start, no symlink, no file", 99, 100, NULL, NULL, 0, 0,
+                  { "a@1", "a/b@2", "a/b/c@3", "a/b/c/d@4", "x@1", "x/y@2" }, 2, NULL },
+                { "max_depth 2", 2, 100, NULL, NULL, 0, 0, { "a@1", "a/b@2", "x@1", "x/y@2" }, 2, NULL },
+                { "max_depth 0 visits nothing", 0, 100, NULL, NULL, 0, 0, { NULL }, 0, NULL },
+                { "prune skips the children only", 99, 100, "a", NULL, 0, 0, { "a@1", "x@1", "x/y@2" }, 1, NULL },
+                { "stop returns the path", 99, 100, NULL, "a/b/c", 0, VMG_CG_WALK_STOP,
+                  { "a@1", "a/b@2", "a/b/c@3" }, 1, "a/b/c" },
+                { "visit's error ends the walk", 99, 100, NULL, NULL, -EIO, -EIO, { NULL }, 0, NULL },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                T_CASE(cases[i].name);
+                struct walk_rec w = { .prune = cases[i].prune, .stop = cases[i].stop, .fail = cases[i].fail };
+                char *path = NULL;
+                CHECK_INT(vmg_cgroup_walk(fd, cases[i].max_depth, cases[i].max_dirs, record, &w, &path),
+                          cases[i].want_r);
+                size_t nw = 0;
+                while (nw < ARRAY_SIZE(cases[i].want) && cases[i].want[nw])
+                        nw++;
+                /* "stop" may or may not have seen x/ first: readdir's order is the fs's. */
+                if (cases[i].stop) {
+                        CHECK(rec_index(&w, "a/b/c/d@4") < 0);
+                        CHECK(w.n >= nw);
+                } else {
+                        CHECK_INT(w.n, nw);
+                }
+                for (size_t k = 0; k < nw; k++)
+                        CHECK_MSG(rec_index(&w, cases[i].want[k]) >= 0, "%s not visited", cases[i].want[k]);
+                if (rec_index(&w, "a/b@2") >= 0) /* parents first */
+                        CHECK(rec_index(&w, "a@1") < rec_index(&w, "a/b@2"));
+                if (!cases[i].stop)
+                        CHECK_INT(w.marks, cases[i].want_marks);
+                if (cases[i].want_path)
+                        CHECK_STR(path, cases[i].want_path);
+                else
+                        CHECK(path == NULL);
+                free(path);
+        }
+
+        T_CASE("max_dirs bounds the entries looked at");
+        struct walk_rec w = { 0 };
+        CHECK_INT(vmg_cgroup_walk(fd, 99, 3, record, &w, NULL), 0);
+        CHECK_INT(w.n, 3);
+        w = (struct walk_rec){ 0 };
+        CHECK_INT(vmg_cgroup_walk(fd, 99, 0, record, &w, NULL), 0);
+        CHECK_INT(w.n, 0);
+
+        T_CASE("stop without ret_path");
+        w = (struct walk_rec){ .stop = "x" };
+        CHECK_INT(vmg_cgroup_walk(fd, 99, 100, record, &w, NULL), VMG_CG_WALK_STOP);
+        close(fd);
+        fx_rmtree(root, "");
+}
+
 /* This host's real hierarchies through the same code. Creating a cgroup needs root. */
 static void test_live(void) {
         struct vmg_cgroup_ctx *ctx = NULL;
@@ -490,6 +604,7 @@ int main(void) {
         test_machined_v1_old();
         test_proc_fallback();
         test_symlinks();
+        test_walk();
         test_live();
         return t_summary();
 }

@@ -114,6 +114,13 @@ static void test_by_unit(void) {
         fx_write(tmp, "cg/systemd/system.slice/dnsmasq.service/helper/cgroup.procs", "110\n");
         fx_write(tmp, "cg/systemd/system.slice/unbound.service/cgroup.procs", "");
         fx_write(tmp, "cg/systemd/user.slice/cgroup.procs", "3805\n");
+        /* Deeper than the domain lookup's depth limit: a unit's sub-cgroups count at any depth. */
+        fx_write(tmp, "cg/systemd/system.slice/openvpn.service/a/b/c/d/e/cgroup.procs", "120\n");
+        fx_write(tmp, "cg/systemd/system.slice/openvpn.service/cgroup.procs", "119\n");
+        /* A symlinked sub-cgroup is not followed out of the unit. */
+        char target[PATH_MAX + 32];
+        snprintf(target, sizeof(target), "%s/cg/systemd/user.slice", tmp);
+        fx_symlink(tmp, target, "cg/systemd/system.slice/openvpn.service/escape");
         struct vmg_cgroup_paths paths = { .root = root, .mountinfo = mi, .proc = tmp };
         CHECK_INT(vmg_cgroup_ctx_new(&paths, &ctx), 0);
         if (!ctx)
@@ -124,6 +131,12 @@ static void test_by_unit(void) {
         CHECK_INT(n, 3);
         if (n == 3)
                 CHECK(pids[0] == 101 && pids[1] == 102 && pids[2] == 110);
+        free(pids);
+        T_CASE("sub-cgroups at any depth, symlinks not followed");
+        CHECK_INT(vmg_service_pids_by_unit(ctx, "openvpn.service", &pids, &n), 0);
+        CHECK_INT(n, 2);
+        if (n == 2)
+                CHECK(pids[0] == 119 && pids[1] == 120);
         free(pids);
         T_CASE("stopped unit: cgroup with no processes");
         CHECK_INT(vmg_service_pids_by_unit(ctx, "unbound.service", &pids, &n), 0);
