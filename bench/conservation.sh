@@ -33,7 +33,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 lab=$root/lab
 BUILD=${BUILD:-build}
-reps=3 seconds=20 tsv="" policy=$here/policy-reaction tick=1s keep=""
+B_NAME=conservation
+. "$here/lib.sh"
+reps=3 seconds=20 tsv="" policy=$here/policy-reaction tick=1s
 
 summary() { # TSV
 	awk -F'\t' 'NR > 1 {
@@ -53,75 +55,22 @@ summary() { # TSV
 	}' "$1"
 }
 
-while [ $# -gt 0 ]; do
-	case $1 in
-	--reps) reps=$2; shift ;;
-	--seconds) seconds=$2; shift ;;
-	--tsv) tsv=$2; shift ;;
-	--policy) policy=$2; shift ;;
-	--tick) tick=$2; shift ;;
-	--keep-logs) keep=$2; shift ;;
-	--summary) summary "$2"; exit 0 ;;
-	-h | --help) sed -n '2,/^set -eu/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "conservation: unknown option $1" >&2; exit 2 ;;
-	esac
-	shift
-done
-[ "$(id -u)" -eq 0 ] || { echo "conservation: must run as root (libvirt, cgroups)" >&2; exit 77; }
-timeout 10 virsh -q -c "${VMG_LAB_URI:-qemu:///system}" list >/dev/null 2>&1 ||
-	{ echo "conservation: libvirtd does not answer (lab/libvirtd.sh start)" >&2; exit 77; }
+b_parse "--reps=reps --seconds=seconds --tsv=tsv --policy=policy --tick=tick --keep-logs=keep --summary=!summary" "$@"
+b_require_lab
 [ -n "$tsv" ] || tsv="$root/$BUILD/bench/conservation-$(date -u +%F).tsv"
-mkdir -p "$(dirname "$tsv")"
-[ -s "$tsv" ] || printf 'rep\tphase\tseconds\tblkio_MBps\tprocio_MBps\tload1\tpsi_io_some_pct\tactions\tcontention\tguest\n' >"$tsv"
-
-work=$(mktemp -d /tmp/vmg-conservation.XXXXXX)
-# A private copy: other engineers rebuild build/ while this runs.
-make -C "$root" --no-print-directory "$BUILD/vmguardd" >&2
-cp "$root/$BUILD/vmguardd" "$work/vmguardd"
+b_tsv_init "$tsv" "$(printf 'rep\tphase\tseconds\tblkio_MBps\tprocio_MBps\tload1\tpsi_io_some_pct\tactions\tcontention\tguest')"
 run=${VMG_LAB_RUN:-/run/vmguard-lab}
-guest="rxc$$" dom="vmg-rxc$$" dpid="" created=0
+guest="rxc$$" dom="vmg-rxc$$" created=0
 
-stop_daemon() {
-	[ -n "$dpid" ] || return 0
-	kill -TERM "$dpid" 2>/dev/null || true
-	for _ in $(seq 100); do
-		kill -0 "$dpid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$dpid" 2>/dev/null && { echo "conservation: vmguardd $dpid ignored SIGTERM for 10 s" >&2; kill -KILL "$dpid"; }
-	wait "$dpid" 2>/dev/null || true
-	dpid=""
-}
-cleanup() {
-	local rc=$?
-	stop_daemon
+b_cleanup_extra() {
 	if [ "$created" = 1 ]; then
 		"$lab/guest.sh" destroy "$guest" >/dev/null 2>&1 || true
 		rm -f "$run/$dom.console" "$run/$dom.xml"
 	fi
-	if [ -n "$keep" ]; then mkdir -p "$keep" && cp "$work"/*.log "$keep"/ 2>/dev/null || true; fi
-	rm -rf "$work"
-	exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+b_traps
+b_workdir "$root" "$BUILD"
 
-# A v1 controller's directory for a QEMU process, from /proc/PID/cgroup and /proc/mounts
-# (no layout assumed); libvirt puts QEMU's main thread in the domain's emulator/ child.
-cgdir_of() { # PID CONTROLLER
-	local rel mnt
-	rel=$(awk -F: -v c="$2" '{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3 }' "/proc/$1/cgroup")
-	mnt=$(awk -v c="$2" '$3 == "cgroup" { n = split($4, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) { print $2; exit } }' /proc/mounts)
-	[ -n "$rel" ] && [ -n "$mnt" ] || return 1
-	rel=${rel%/emulator}
-	echo "$mnt$rel"
-}
-
-file_val() { # FILE -> its whole content on one line
-	local l out=""
-	while IFS= read -r l || [ -n "$l" ]; do out="$out${out:+;}$l"; done <"$1"
-	printf '%s' "$out"
-}
 blkio_write() { awk '$2 == "Write" { s += $3 } END { printf "%.0f\n", s }' "$blk/blkio.throttle.io_service_bytes"; }
 procio_write() { awk '$1 == "write_bytes:" { print $2 }' "/proc/$qpid/io"; }
 psi_io_total() { sed -n 's/^some .*total=\([0-9]*\).*/\1/p' /proc/pressure/io; }
@@ -162,7 +111,7 @@ on_window() { # REP
 	sleep 2
 	kill -0 "$dpid" 2>/dev/null || { echo "conservation: vmguardd exited:" >&2; cat "$log" >&2; exit 1; }
 	window "$rep" on "$log"
-	stop_daemon
+	b_stop_daemon
 	if [ "$(file_val "$blk/blkio.throttle.write_bps_device")" != "$b0" ] ||
 		[ "$(file_val "$cpu/cpu.cfs_quota_us")" != "$c0" ]; then
 		echo "conservation: $dom: values not restored after SIGTERM" >&2

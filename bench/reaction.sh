@@ -38,7 +38,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 lab=$root/lab
 BUILD=${BUILD:-build}
-trials=20 ticks="1 0.5" tsv="" policy=$here/policy-reaction mb=256 timeout=20 keep=""
+B_NAME=reaction
+. "$here/lib.sh"
+trials=20 ticks="1 0.5" tsv="" policy=$here/policy-reaction mb=256 timeout=20
 
 # Markdown table per tick (trials whose daemon crashed counted apart): trials, throttled, min, median, p95 (nearest rank: the
 # ceil(0.95 n)-th smallest), max in ms, restored count, trials with an early (PSI) tick.
@@ -66,67 +68,26 @@ summary() { # TSV
 		}
 	}' "$1"
 }
-[ "${1:-}" = --summary ] && { summary "$2"; exit 0; }
-
-while [ $# -gt 0 ]; do
-	case $1 in
-	--trials) trials=$2; shift ;;
-	--ticks) ticks=$2; shift ;;
-	--tsv) tsv=$2; shift ;;
-	--policy) policy=$2; shift ;;
-	--mb) mb=$2; shift ;;
-	--timeout) timeout=$2; shift ;;
-	--keep-logs) keep=$2; shift ;;
-	-h | --help) sed -n '2,/^set -eu/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "reaction: unknown option $1" >&2; exit 2 ;;
-	esac
-	shift
-done
-[ "$(id -u)" -eq 0 ] || { echo "reaction: must run as root (libvirt, cgroups)" >&2; exit 77; }
-timeout 10 virsh -q -c "${VMG_LAB_URI:-qemu:///system}" list >/dev/null 2>&1 ||
-	{ echo "reaction: libvirtd does not answer (lab/libvirtd.sh start)" >&2; exit 77; }
+b_parse "--trials=trials --ticks=ticks --tsv=tsv --policy=policy --mb=mb --timeout=timeout --keep-logs=keep --summary=!summary" "$@"
+b_require_lab
 [ -n "$tsv" ] || tsv="$root/$BUILD/bench/reaction-$(date -u +%F).tsv"
-mkdir -p "$(dirname "$tsv")"
-[ -s "$tsv" ] || printf 'tick\ttrial\treaction_ms\tthrottle_value\trestored\tearly_ticks_before\tloadavg1\tguest\tusage\tcontention\tdaemon_exit\n' >"$tsv"
-
-work=$(mktemp -d /tmp/vmg-reaction.XXXXXX)
-# A private copy: other engineers rebuild build/ while this runs for minutes.
-make -C "$root" --no-print-directory "$BUILD/vmguardd" >&2
-cp "$root/$BUILD/vmguardd" "$work/vmguardd"
+b_tsv_init "$tsv" "$(printf 'tick\ttrial\treaction_ms\tthrottle_value\trestored\tearly_ticks_before\tloadavg1\tguest\tusage\tcontention\tdaemon_exit')"
 run=${VMG_LAB_RUN:-/run/vmguard-lab}
 
-dpid="" guest="" vpid="" drc=0 val=""
-stop_daemon() {
-	[ -n "$dpid" ] || return 0
-	kill -TERM "$dpid" 2>/dev/null || true
-	local i
-	for i in $(seq 100); do
-		kill -0 "$dpid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$dpid" 2>/dev/null && { echo "reaction: vmguardd $dpid ignored SIGTERM for 10 s" >&2; kill -KILL "$dpid"; }
-	drc=0
-	wait "$dpid" 2>/dev/null || drc=$?
-	dpid=""
-}
+guest="" vpid=""
 destroy_guest() {
 	[ -n "$guest" ] || return 0
 	"$lab/guest.sh" destroy "$guest" >/dev/null 2>&1 || true
 	rm -f "$run/vmg-$guest.console" "$run/vmg-$guest.xml"
 	guest=""
 }
-cleanup() {
-	local rc=$?
-	stop_daemon
+b_cleanup_extra() {
 	destroy_guest
 	[ -z "$vpid" ] || { kill "$vpid" 2>/dev/null; wait "$vpid" 2>/dev/null || true; }
 	rm -f "/var/tmp/vmgrxvictim.$$"
-	if [ -n "$keep" ]; then mkdir -p "$keep" && cp "$work"/*.log "$keep"/ 2>/dev/null || true; fi
-	rm -rf "$work"
-	exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+b_traps
+b_workdir "$root" "$BUILD"
 
 # The victim. /var/tmp: on the host disk (an fsync on tmpfs waits for nothing).
 python3 - "/var/tmp/vmgrxvictim.$$" <<'PY' &
@@ -145,25 +106,6 @@ exec {nap}<> <(:)
 nap() { read -r -t "$1" -u "$nap" _ || true; }
 
 
-# A v1 controller's directory for a QEMU process, from /proc/PID/cgroup and /proc/mounts
-# (no layout assumed); libvirt puts QEMU's main thread in the domain's emulator/ child.
-cgdir_of() { # PID CONTROLLER
-	local rel mnt
-	rel=$(awk -F: -v c="$2" '{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3 }' "/proc/$1/cgroup")
-	mnt=$(awk -v c="$2" '$3 == "cgroup" { n = split($4, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) { print $2; exit } }' /proc/mounts)
-	[ -n "$rel" ] && [ -n "$mnt" ] || return 1
-	rel=${rel%/emulator}
-	echo "$mnt$rel"
-}
-
-# A file's whole content on one line ("" when empty) into $val, with builtins only.
-read_val() { # FILE
-	local l
-	val=""
-	while IFS= read -r l || [ -n "$l" ]; do val="$val${val:+;}$l"; done <"$1"
-}
-file_val() { read_val "$1"; printf '%s' "$val"; }
-
 trial() { # TICK I
 	local tick=$1 i=$2 log dom blk cpu b0 c0 t0="" t1="" v="" early=0 restored=yes deadline l
 	log="$work/daemon-$tick-$i.log"
@@ -175,7 +117,7 @@ trial() { # TICK I
 	until grep -q 'vmguard started' "$log" 2>/dev/null; do
 		if ! kill -0 "$dpid" 2>/dev/null; then
 			# Seen: SIGSEGV while another engineer's guest vanished during the first listing.
-			stop_daemon
+			b_stop_daemon
 			echo "reaction: vmguardd exited at start (status $drc); log tail:" >&2
 			tail -n 3 "$log" >&2
 			printf '%s\t%s\tCRASH\t-\t-\t-\t%s\t-\t-\t-\t%s\n' "$tick" "$i" "$(cut -d' ' -f1 /proc/loadavg)" "$drc" >>"$tsv"
@@ -226,7 +168,7 @@ trial() { # TICK I
 	if [ -n "$t0" ] && [ -n "$t1" ]; then
 		early=$(awk -v a="$t0" -v b="$t1" '$0 ~ /early tick/ && $1 >= a && $1 <= b { n++ } END { print n + 0 }' "$log")
 	fi
-	stop_daemon
+	b_stop_daemon
 	[ "$(file_val "$blk/blkio.throttle.write_bps_device")" = "$b0" ] || restored=no
 	[ "$(file_val "$cpu/cpu.cfs_quota_us")" = "$c0" ] || restored=no
 	local la ms usage="" why=""
