@@ -11,8 +11,8 @@
 #   BUILD          where vmguardd and vmguard are                     [build]
 #   D_CASES        cases to run: wb (disk, cache=writeback), none (disk, cache=none),
 #                  bcast (broadcast flood)                             [wb none bcast]
-#   D_CALM_S D_NOISE_S D_GUARD_S   phase lengths in seconds            [20 30 25]
-#                  (keep D_GUARD_S under calm_for, 30 s: see docs/DEMO.md)
+#   D_CALM_S D_NOISE_S D_GUARD_S   phase lengths in seconds            [20 30 45]
+#                  (keep D_GUARD_S under calm_for, 60 s: see docs/DEMO.md)
 #   D_DISK_GUESTS  noisy guests per disk case                          [2]
 #   D_OUT          output directory                                    [/tmp/vmguard-demo]
 #   D_NS           lab namespace (own name: others may run the lab)    [vmgdemo]

@@ -27,8 +27,8 @@ case $BUILD in /*) D_BIN=$BUILD ;; *) D_BIN=$D_ROOT/$BUILD ;; esac
 : "${D_PREFIX:=demo}"
 : "${D_CALM_S:=20}"
 : "${D_NOISE_S:=30}"
-: "${D_GUARD_S:=25}"
-: "${D_RELEASE_TIMEOUT_S:=45}"
+: "${D_GUARD_S:=45}"
+: "${D_RELEASE_TIMEOUT_S:=60}"
 : "${D_URI:=qemu:///system}"
 export VMG_LAB_NS=$D_NS
 
