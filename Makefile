@@ -57,6 +57,8 @@ include $(filter-out controller/programs.mk,$(sort $(wildcard */*.mk)))
 -include tests/v2guest/v2guest.mk
 # libFuzzer harnesses (make fuzz), their regression replayer, make valgrind.
 -include tests/fuzz/fuzz.mk
+# Allocation-failure injection, test_enomem (issue #9); not with SANITIZE=1.
+-include tests/tools/failmalloc.mk
 
 all: $(PROGRAMS)
 

@@ -99,7 +99,32 @@ static json_t *entry_to_json(const struct vmg_journal_entry *e) {
                          "previous", e->previous);
 }
 
+/* jansson 2.14 does not report every failed allocation: json_dumps() skips a key it could
+ * not append and goes on ("": "0" in the file, which the next start refuses as corrupt), its
+ * lexer drops a character it could not save ("write_bps_devie": restore then finds no such
+ * file and forgets the original). So every allocation jansson makes is counted, and a load or
+ * save during which one failed is -ENOMEM, whatever jansson returned. Its hook takes no user
+ * data, hence a process-wide counter; no other module installs one. */
+static unsigned long json_alloc_failures;
+
+static void *json_counting_malloc(size_t n) {
+        void *p = malloc(n);
+        if (!p)
+                __atomic_fetch_add(&json_alloc_failures, 1, __ATOMIC_RELAXED);
+        return p;
+}
+
+static unsigned long json_failures(void) {
+        static bool hooked;
+        if (!hooked) {
+                json_set_alloc_funcs(json_counting_malloc, free);
+                hooked = true;
+        }
+        return __atomic_load_n(&json_alloc_failures, __ATOMIC_RELAXED);
+}
+
 static int journal_save(struct vmg_journal *j) {
+        unsigned long failures = json_failures();
         json_t *root = json_object(), *arr = json_array();
         char *text = NULL;
         int fd = -1, r = 0;
@@ -109,8 +134,17 @@ static int journal_save(struct vmg_journal *j) {
                 r = -ENOMEM;
                 goto out;
         }
-        json_object_set_new(root, "version", json_integer(JOURNAL_VERSION));
-        json_object_set_new(root, "entries", arr);
+        /* Unchecked, a failed set wrote a journal without "version" or "entries", which the
+         * next start refuses as corrupt: every original in it would be lost. */
+        if (json_object_set_new(root, "version", json_integer(JOURNAL_VERSION)) < 0) {
+                json_decref(arr);
+                r = -ENOMEM;
+                goto out;
+        }
+        if (json_object_set_new(root, "entries", arr) < 0) { /* takes arr even on failure */
+                r = -ENOMEM;
+                goto out;
+        }
         for (size_t i = 0; i < j->n; i++) {
                 json_t *o = entry_to_json(&j->entries[i]);
                 if (!o || json_array_append_new(arr, o) < 0) {
@@ -121,6 +155,11 @@ static int journal_save(struct vmg_journal *j) {
         text = json_dumps(root, JSON_INDENT(1));
         if (!text) {
                 r = -ENOMEM;
+                goto out;
+        }
+        if (json_failures() != failures) {
+                r = log_error_errno(-ENOMEM, "journal: %s/%s not saved: out of memory while encoding it",
+                                    j->dir, VMG_JOURNAL_FILE);
                 goto out;
         }
 
@@ -169,11 +208,15 @@ out:
 static int entry_from_json(json_t *o, struct vmg_journal_entry *ret) {
         const char *uuid, *name, *kind, *root, *path, *key, *orig, *written, *prev = NULL;
         json_t *prev_json = NULL;
-        json_error_t err;
+        json_error_t err = { 0 };
 
         if (json_unpack_ex(o, &err, 0, "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s?o}", "uuid",
                            &uuid, "name", &name, "kind", &kind, "root", &root, "path", &path, "key",
                            &key, "original", &orig, "written", &written, "previous", &prev_json) < 0) {
+                /* jansson's unpack allocates (its key set): out of memory is not a bad entry,
+                 * and dropping it would forget an original value for good. */
+                if (json_error_code(&err) == json_error_out_of_memory)
+                        return -ENOMEM;
                 log_error("journal: dropping malformed entry: %s", err.text);
                 return -EBADMSG;
         }
@@ -224,8 +267,12 @@ static int journal_load(struct vmg_journal *j) {
                 return log_error_errno(-errno, "journal: cannot open %s/%s: %m", j->dir,
                                        VMG_JOURNAL_FILE);
         }
-        json_error_t err;
+        json_error_t err = { 0 }; /* jansson leaves the code unset on some failed allocations */
+        unsigned long failures = json_failures();
         json_t *root = json_loadfd(fd, 0, &err);
+        if (!root && (json_failures() != failures || json_error_code(&err) == json_error_out_of_memory))
+                return log_error_errno(-ENOMEM, "journal: %s/%s: out of memory while reading it",
+                                       j->dir, VMG_JOURNAL_FILE);
         if (!root)
                 return log_error_errno(-EBADMSG, "journal: %s/%s:%d:%d: %s; refusing to replace it",
                                        j->dir, VMG_JOURNAL_FILE, err.line, err.column, err.text);
@@ -257,6 +304,9 @@ static int journal_load(struct vmg_journal *j) {
         }
 out:
         json_decref(root);
+        if (json_failures() != failures)
+                r = log_error_errno(-ENOMEM, "journal: %s/%s: out of memory while reading it",
+                                    j->dir, VMG_JOURNAL_FILE);
         return r;
 }
 

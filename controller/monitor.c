@@ -99,8 +99,9 @@ struct vmg_monitor *vmg_monitor_free(struct vmg_monitor *m) {
         return NULL;
 }
 
-/* Opens what a new guest is sampled through. Failures leave the guest listed with its
- * error: an admin looking at `vmguard top` should see the guest and why it has no figures. */
+/* Opens what a guest is sampled through and is not open yet. Failures leave the guest listed
+ * with its error: an admin looking at `vmguard top` should see the guest and why it has no
+ * figures; the next listing tries again (a transient -ENOMEM must not leave it unsampled). */
 static void vm_open(struct vmg_monitor *m, struct vmg_vm *vm) {
         struct vmg_domain_ref ref = {
                 .name = vm->dom->name,
@@ -108,12 +109,12 @@ static void vm_open(struct vmg_monitor *m, struct vmg_vm *vm) {
                 .uuid = vm->dom->uuid,
                 .qemu_pid = vm->qemu_pid,
         };
-        int r = vmg_cgroup_vm_open(m->cg, &ref, &vm->cg);
+        int r = vm->cg ? 0 : vmg_cgroup_vm_open(m->cg, &ref, &vm->cg);
         if (r < 0) {
                 log_warning_errno(r, "guest %s: cgroup directories not found: %m", vm->dom->name);
                 vm->error = r;
         }
-        if (vm->qemu_pid > 0) {
+        if (vm->qemu_pid > 0 && !vm->proc) {
                 r = vmg_proc_qemu_open(m->proc, vm->qemu_pid, vm->dom->name, &vm->proc);
                 if (r < 0) {
                         log_warning_errno(r, "guest %s: QEMU process %d not readable: %m",
@@ -148,6 +149,10 @@ int vmg_monitor_set_domains(struct vmg_monitor *m, struct vmg_domxml **doms,
                         memset(old, 0, sizeof *old);
                         vmg_domxml_free(next[i].dom);
                         next[i].dom = doms[i];
+                        if (!next[i].cg || (next[i].qemu_pid > 0 && !next[i].proc)) {
+                                next[i].error = 0;
+                                vm_open(m, &next[i]);
+                        }
                         continue;
                 }
                 next[i].dom = doms[i];

@@ -859,7 +859,8 @@ static bool file_stem(const char *name, char *buf, size_t len) {
 /* jansson, then the checks shared by both file kinds: syntax (with jansson's position),
  * duplicate keys (positions from the walker), a top-level object. */
 static int load_json(struct pctx *c, json_t **ret) {
-        json_error_t jerr;
+        /* Zeroed: jansson leaves the error code unset on some failed allocations. */
+        json_error_t jerr = { 0 };
         json_t *root = json_loadb(c->buf, c->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
                                   &jerr);
         if (!root) {

@@ -151,6 +151,10 @@ static int parse_mountinfo(struct vmg_cgroup_ctx *c, const char *root, FILE *f) 
                                 c->v2_at_root = strcmp(mnt, DEFAULT_ROOT) == 0;
                 }
         }
+        /* getline() returns -1 for a failed allocation too: that is not the end of the file
+         * (and "no cgroup hierarchy", -ENOENT, would be the wrong error). */
+        if (!feof(f))
+                return errno > 0 ? -errno : -EIO;
         return 0;
 }
 
