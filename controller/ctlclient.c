@@ -219,8 +219,37 @@ static int read_status_file(const char *file, json_t **ret, double *ret_age) {
         clock_gettime(CLOCK_REALTIME, &now);
         double age = (double) (now.tv_sec - st.st_mtim.tv_sec) + (double) (now.tv_nsec - st.st_mtim.tv_nsec) / 1e9;
         *ret = j;
-        *ret_age = age < 0 ? 0 : age;
+        *ret_age = age;
         return 0;
+}
+
+/* Clock skew between the writer's and the reader's view of "now" that still counts as now. */
+#define FUTURE_SLACK_S 0.5
+
+/* For a status file dated in the future: polls for up to two ticks (at most 5 s) for the
+ * daemon to rewrite it. Rewritten: the fresh file, age 0. Not: the old file with an age of
+ * infinity (stale). Returns what read_status_file() returns. */
+static int wait_status_rewrite(const char *file, double tick_s, json_t **ret, double *ret_age) {
+        struct stat st0, st;
+        if (stat(file, &st0) < 0)
+                return -errno;
+        double wait_s = isfinite(tick_s) && tick_s > 0 ? fmin(2 * tick_s + 0.2, 5.0) : 5.0;
+        for (double waited = 0; waited < wait_s; waited += 0.1) {
+                (void) nanosleep(&(struct timespec) { .tv_nsec = 100 * 1000 * 1000 }, NULL);
+                if (stat(file, &st) < 0)
+                        return -errno;
+                if (st.st_mtim.tv_sec != st0.st_mtim.tv_sec || st.st_mtim.tv_nsec != st0.st_mtim.tv_nsec ||
+                    st.st_ino != st0.st_ino) {
+                        int r = read_status_file(file, ret, ret_age);
+                        if (r == 0)
+                                *ret_age = 0;
+                        return r;
+                }
+        }
+        int r = read_status_file(file, ret, ret_age);
+        if (r == 0)
+                *ret_age = INFINITY;
+        return r;
 }
 
 int vmg_ctl_fetch(const char *socket_path, const char *state_dir, const json_t *request,
@@ -252,8 +281,18 @@ int vmg_ctl_fetch(const char *socket_path, const char *state_dir, const json_t *
         int rf = read_status_file(v.file, &v.reply, &age);
         if (rf < 0)
                 return rf == -ENOENT ? r : rf;
-        v.file_age_s = age;
         double tick = json_number_value(json_object_get(json_object_get(v.reply, "daemon"), "tick_seconds"));
+        if (age < -FUTURE_SLACK_S) {
+                /* Written "in the future": the wall clock was stepped back since. A running
+                 * daemon rewrites the file within a tick; a dead one never does, and taking
+                 * the file as fresh would call a dead daemon fine for as long as the step. */
+                json_decref(v.reply);
+                v.reply = NULL;
+                rf = wait_status_rewrite(v.file, tick, &v.reply, &age);
+                if (rf < 0)
+                        return rf == -ENOENT ? r : rf;
+        }
+        v.file_age_s = age < 0 ? 0 : age;
         v.stale = vmg_ctl_is_stale(age, tick);
         *ret = v;
         return 0;
@@ -464,6 +503,14 @@ static void check_daemon(const struct vmg_check_opts *o, const json_t *snap, dou
         if (!c.set) {
                 fmt_num(10 * tick, buf, sizeof buf);
                 (void) vmg_range_parse(buf, &c);
+        }
+        if (!isfinite(extra_age)) {
+                rep->state = VMG_PLUGIN_CRITICAL;
+                snprintf(rep->text, sizeof rep->text,
+                         "vmguardd pid %lld is not running: its status file is dated in the future and was not "
+                         "rewritten within two ticks (the wall clock was stepped back since it last wrote)",
+                         (long long) num(d, "pid", 0));
+                return;
         }
         if (ticks == 0 || age < 0) {
                 rep->state = VMG_PLUGIN_WARNING;
@@ -681,10 +728,18 @@ int vmg_check_run(const struct vmg_check_opts *o, const char *socket_path, const
 
         if (status_file) {
                 r = read_status_file(status_file, &reply, &extra);
+                if (r == 0 && extra < -FUTURE_SLACK_S) {
+                        double tick = json_number_value(json_object_get(json_object_get(reply, "daemon"), "tick_seconds"));
+                        json_decref(reply);
+                        reply = NULL;
+                        r = wait_status_rewrite(status_file, tick, &reply, &extra);
+                }
                 if (r == -EBADMSG)
                         return unknown(out, len, "%s is not a vmguard status file (not JSON)", status_file);
                 if (r < 0)
                         return unknown(out, len, "cannot read %s: %s", status_file, strerror(-r));
+                if (extra < 0)
+                        extra = 0;
         } else {
                 const char *path = socket_path ? socket_path : "/run/vmguard/control.sock";
                 json_t *req = json_pack("{s:s}", "cmd", "status");

@@ -202,8 +202,17 @@ static void collect(struct vmg_prober *p) {
                 if (!rt.tv_sec)
                         clock_gettime(CLOCK_REALTIME, &rt);
                 p->last_ms = ts_diff_ms(&p->sent_rt, &rt);
+                /* The kernel stamps in CLOCK_REALTIME: a wall-clock step between send and
+                 * receive would read as a latency the size of the step (an hour forward:
+                 * "dnsmasq answers in 3600 s"). The monotonic time since the tick that sent
+                 * the query bounds the truth from above. */
+                struct timespec mono;
+                clock_gettime(CLOCK_MONOTONIC, &mono);
+                double bound_ms = ((double) mono.tv_sec * 1e9 + (double) mono.tv_nsec - (double) p->sent_mono_ns) / 1e6;
+                if (p->last_ms > bound_ms)
+                        p->last_ms = bound_ms;
                 if (p->last_ms < 0)
-                        p->last_ms = 0; /* wall clock stepped between send and receive */
+                        p->last_ms = 0; /* wall clock stepped back between send and receive */
                 p->waiting_ms = -1;
                 p->outstanding = false;
                 p->answered++;

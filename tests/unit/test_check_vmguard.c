@@ -414,6 +414,37 @@ static void test_run(void) {
         struct timespec old[2] = { { .tv_sec = time(NULL) - 60 }, { .tv_sec = time(NULL) - 60 } };
         CHECK_INT(utimensat(AT_FDCWD, file, old, 0), 0);
         CHECK_INT(vmg_check_run(&o, sock, file, 1000, out, sizeof out), VMG_PLUGIN_CRITICAL);
+        /* The wall clock stepped back an hour after the last write: a dead daemon's file stays
+         * "from the future" and must not read as fresh; a live daemon rewrites it within a
+         * tick. */
+        T_CASE("run: status file from the future, never rewritten");
+        struct timespec ahead[2] = { { .tv_sec = time(NULL) + 3600 }, { .tv_sec = time(NULL) + 3600 } };
+        CHECK_INT(utimensat(AT_FDCWD, file, ahead, 0), 0);
+        CHECK_INT(vmg_check_run(&o, sock, file, 1000, out, sizeof out), VMG_PLUGIN_CRITICAL);
+        CHECK_CONTAINS(out, "dated in the future");
+        T_CASE("run: status file from the future, rewritten by a live daemon");
+        CHECK_INT(utimensat(AT_FDCWD, file, ahead, 0), 0);
+        pid_t writer = fork();
+        if (writer == 0) {
+                usleep(300 * 1000);
+                _exit(utimensat(AT_FDCWD, file, NULL, 0) == 0 ? 0 : 1);
+        }
+        CHECK_INT(vmg_check_run(&o, sock, file, 1000, out, sizeof out), VMG_PLUGIN_OK);
+        int wst = 0;
+        CHECK_INT(waitpid(writer, &wst, 0), writer);
+        CHECK(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+        T_CASE("fetch: a status file from the future, never rewritten, is stale");
+        {
+                struct vmg_ctl_view fv = {};
+                json_t *freq = json_pack("{s:s}", "cmd", "status");
+                CHECK_INT(utimensat(AT_FDCWD, file, ahead, 0), 0);
+                CHECK_INT(vmg_ctl_fetch(sock, dir, freq, 1000, &fv), 0);
+                CHECK(fv.from_file && fv.stale);
+                vmg_ctl_view_done(&fv);
+                json_decref(freq);
+        }
+        old[0].tv_sec = old[1].tv_sec = time(NULL) - 60;
+        CHECK_INT(utimensat(AT_FDCWD, file, old, 0), 0);
 
         T_CASE("fetch: falls back to the status file, stale after 3 ticks");
         struct vmg_ctl_view v = {};
