@@ -57,8 +57,12 @@ include $(filter-out controller/programs.mk,$(sort $(wildcard */*.mk)))
 -include tests/v2guest/v2guest.mk
 # libFuzzer harnesses (make fuzz), their regression replayer, make valgrind.
 -include tests/fuzz/fuzz.mk
+# Domain churn tool and `make soak` (issue 9).
+-include tests/tools/churn.mk
 # Allocation-failure injection, test_enomem (issue #9); not with SANITIZE=1.
 -include tests/tools/failmalloc.mk
+# LD_PRELOAD shim stepping the wall clock, for test_clock.sh (issue #9).
+-include tests/tools/clockshift.mk
 
 all: $(PROGRAMS)
 

@@ -6,7 +6,7 @@
 # second expansion ($$) of the prerequisite list.
 .SECONDEXPANSION:
 BENCH_SAMPLE := $(BUILD)/bench/bench_sample
-BENCH_SAMPLE_SRCS = bench/bench_sample.c $(MONITOR_SRCS) $(POLICY_SRCS) $(COMMON_SRCS)
+BENCH_SAMPLE_SRCS = bench/bench_sample.c tests/tools/synguest.c $(MONITOR_SRCS) $(POLICY_SRCS) $(COMMON_SRCS)
 $(BENCH_SAMPLE): $$(patsubst %.c,$(BUILD)/%.o,$$(BENCH_SAMPLE_SRCS))
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -20,21 +20,20 @@
  * "CPU 0/TCG", so the monitor finds one vCPU thread as with a real guest; without one it
  * would rescan /proc/PID/task on every tick and the figure would be wrong. Everything
  * created is removed on the way out, also after SIGINT/SIGTERM; a SIGKILLed run leaves
- * directories that --cleanup removes (the children die with us: PR_SET_PDEATHSIG). */
+ * directories that --cleanup removes (the children die with us: PR_SET_PDEATHSIG). The
+ * guests are made by tests/tools/synguest.c, which the churn test shares. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -46,15 +45,13 @@
 #include "controller/monitor.h"
 #include "probes/domxml.h"
 #include "probes/libvirt.h"
+#include "tests/tools/synguest.h"
 
-#define CG_ROOT "/sys/fs/cgroup"
 /* Far above the ids libvirt hands out on a lab host, so a synthetic directory name can
  * never be a real domain's. */
 #define SYN_ID_BASE 100000
 #define SYN_NAME_FMT "vmgb-%04u"
 #define SYN_MATCH "-vmgb-"
-/* The children only sleep: 64 KiB of stack keeps 1000 of them cheap. */
-#define CHILD_STACK (64 * 1024)
 
 static volatile sig_atomic_t stop_requested;
 
@@ -63,38 +60,16 @@ static void on_signal(int sig) {
         stop_requested = 1;
 }
 
-enum attach { ATTACH_PROCS, ATTACH_V1_THREADS, ATTACH_V2_THREADS };
-
-/* Hierarchies a libvirt domain occupies here; whether it has vcpuN/emulator children. */
-static const struct {
-        const char *h;
-        bool children;
-        bool cpuset;
-        enum attach how;
-} hiers[] = {
-        { "cpu", true, false, ATTACH_V1_THREADS },
-        { "cpuset", true, true, ATTACH_V1_THREADS },
-        { "memory", false, false, ATTACH_PROCS },
-        { "freezer", false, false, ATTACH_PROCS },
-        { "blkio", false, false, ATTACH_PROCS },
-        { "unified", true, false, ATTACH_V2_THREADS },
-};
-
-struct syn_guest {
-        pid_t pid, vcpu_tid;
-        char dir[96]; /* machine/qemu-ID-NAME.libvirt-qemu */
-        bool made[ARRAY_SIZE(hiers)];
-};
-
+/* The synthetic guests themselves: tests/tools/synguest.h (shared with the churn test). */
 struct syn {
-        struct syn_guest *g;
+        struct synguest_host host;
+        bool host_ready;
+        struct synguest *g;
         unsigned n;
-        bool made_machine[ARRAY_SIZE(hiers)];
-        bool present[ARRAY_SIZE(hiers)];
 };
 
-/* snprintf for paths built from bounded parts; a cut path fails its open()/mkdir()
- * loudly, so truncation needs no separate check here. */
+/* snprintf for paths built from bounded parts; a cut path fails its open() loudly, so
+ * truncation needs no separate check here. */
 static void pathf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void pathf(char *buf, size_t size, const char *fmt, ...) {
         va_list ap;
@@ -103,288 +78,53 @@ static void pathf(char *buf, size_t size, const char *fmt, ...) {
         va_end(ap);
 }
 
-static int write_str(const char *path, const char *s) {
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        size_t len = strlen(s);
-        ssize_t n = write(fd, s, len);
-        if (n < 0)
-                return -errno;
-        return (size_t) n == len ? 0 : -EIO;
-}
-
-static int copy_file(const char *from, const char *to) {
-        char buf[256];
-        _cleanup_close_ int fd = open(from, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        if (n < 0)
-                return -errno;
-        buf[n] = '\0';
-        return write_str(to, buf);
-}
-
-struct child_msg {
-        pid_t pid, tid;
-};
-
-static void *vcpu_thread(void *arg) {
-        int wfd = *(int *) arg;
-        prctl(PR_SET_NAME, "CPU 0/TCG");
-        struct child_msg msg = { getpid(), gettid() };
-        if (write(wfd, &msg, sizeof(msg)) != sizeof(msg))
-                _exit(1);
-        close(wfd);
-        for (;;)
-                pause();
-        return NULL;
-}
-
-static void child_main(int wfd, pid_t parent) {
-        static int fd;
-        fd = wfd;
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-                _exit(1);
-        prctl(PR_SET_NAME, "qemu-bench");
-        pthread_attr_t attr;
-        pthread_t t;
-        pthread_attr_init(&attr);
-        pthread_attr_setstacksize(&attr, CHILD_STACK);
-        if (pthread_create(&t, &attr, vcpu_thread, &fd) != 0)
-                _exit(1);
-        for (;;)
-                pause();
-}
-
-static int attach(const char *hdir, const struct syn_guest *g, enum attach how) {
-        char path[512], pid[32], tid[32];
-        int r;
-        pathf(pid, sizeof(pid), "%d", (int) g->pid);
-        pathf(tid, sizeof(tid), "%d", (int) g->vcpu_tid);
-        switch (how) {
-        case ATTACH_PROCS:
-                pathf(path, sizeof(path), "%s/%s/cgroup.procs", hdir, g->dir);
-                return write_str(path, pid);
-        case ATTACH_V1_THREADS:
-                pathf(path, sizeof(path), "%s/%s/emulator/tasks", hdir, g->dir);
-                if ((r = write_str(path, pid)) < 0)
-                        return r;
-                pathf(path, sizeof(path), "%s/%s/vcpu0/tasks", hdir, g->dir);
-                return write_str(path, tid);
-        case ATTACH_V2_THREADS:
-                /* A process enters the threaded domain first; then its threads are spread
-                 * over the threaded children, as libvirt does. */
-                pathf(path, sizeof(path), "%s/%s/cgroup.procs", hdir, g->dir);
-                if ((r = write_str(path, pid)) < 0)
-                        return r;
-                static const char *const kids[] = { "vcpu0", "emulator" };
-                for (size_t k = 0; k < ARRAY_SIZE(kids); k++) {
-                        pathf(path, sizeof(path), "%s/%s/%s/cgroup.type", hdir, g->dir, kids[k]);
-                        if ((r = write_str(path, "threaded")) < 0)
-                                return r;
-                }
-                pathf(path, sizeof(path), "%s/%s/emulator/cgroup.threads", hdir, g->dir);
-                if ((r = write_str(path, pid)) < 0)
-                        return r;
-                pathf(path, sizeof(path), "%s/%s/vcpu0/cgroup.threads", hdir, g->dir);
-                return write_str(path, tid);
-        }
-        return -EINVAL;
-}
-
-static int make_guest_dirs(struct syn *s, struct syn_guest *g) {
-        char hdir[256], path[512];
-        int r;
-        for (size_t h = 0; h < ARRAY_SIZE(hiers); h++) {
-                if (!s->present[h])
-                        continue;
-                pathf(hdir, sizeof(hdir), CG_ROOT "/%s", hiers[h].h);
-                pathf(path, sizeof(path), "%s/%s", hdir, g->dir);
-                if (mkdir(path, 0755) < 0)
-                        return log_error_errno(errno, "cannot create cgroup %s: %m", path);
-                g->made[h] = true;
-                if (hiers[h].cpuset) {
-                        static const char *const files[] = { "cpuset.cpus", "cpuset.mems" };
-                        for (size_t f = 0; f < ARRAY_SIZE(files); f++) {
-                                char from[512], to[512];
-                                pathf(from, sizeof(from), "%s/machine/%s", hdir, files[f]);
-                                pathf(to, sizeof(to), "%s/%s/%s", hdir, g->dir, files[f]);
-                                if ((r = copy_file(from, to)) < 0)
-                                        return log_error_errno(r, "cannot copy %s to %s: %m", from, to);
-                        }
-                }
-                if (hiers[h].children) {
-                        static const char *const kids[] = { "vcpu0", "emulator" };
-                        for (size_t k = 0; k < ARRAY_SIZE(kids); k++) {
-                                pathf(path, sizeof(path), "%s/%s/%s", hdir, g->dir, kids[k]);
-                                if (mkdir(path, 0755) < 0)
-                                        return log_error_errno(errno, "cannot create cgroup %s: %m", path);
-                                if (hiers[h].cpuset) {
-                                        static const char *const files[] = { "cpuset.cpus", "cpuset.mems" };
-                                        for (size_t f = 0; f < ARRAY_SIZE(files); f++) {
-                                                char from[512], to[512];
-                                                pathf(from, sizeof(from), "%s/%s/%s", hdir, g->dir, files[f]);
-                                                pathf(to, sizeof(to), "%s/%s", path, files[f]);
-                                                if ((r = copy_file(from, to)) < 0)
-                                                        return log_error_errno(r, "cannot copy %s to %s: %m", from, to);
-                                        }
-                                }
-                        }
-                }
-                r = attach(hdir, g, hiers[h].how);
-                if (r < 0)
-                        return log_error_errno(r, "cannot move guest %s (pid %d) into %s/%s: %m", g->dir,
-                                               (int) g->pid, hdir, g->dir);
-        }
-        return 0;
-}
-
-/* rmdir that waits for the kernel to let go of exiting tasks (EBUSY for a moment). */
-static int rmdir_patient(const char *path) {
-        for (int i = 0; i < 200; i++) {
-                if (rmdir(path) == 0 || errno == ENOENT)
-                        return 0;
-                if (errno != EBUSY)
-                        break;
-                usleep(5000);
-        }
-        return log_error_errno(errno, "cannot remove cgroup %s: %m", path);
-}
-
-static int remove_dir_tree(const char *hdir, const char *dir) {
-        char path[512];
-        int r = 0;
-        static const char *const kids[] = { "vcpu0", "emulator" };
-        for (size_t k = 0; k < ARRAY_SIZE(kids); k++) {
-                pathf(path, sizeof(path), "%s/%s/%s", hdir, dir, kids[k]);
-                if (access(path, F_OK) == 0 && rmdir_patient(path) < 0)
-                        r = -EBUSY;
-        }
-        pathf(path, sizeof(path), "%s/%s", hdir, dir);
-        if (rmdir_patient(path) < 0)
-                r = -EBUSY;
-        return r;
-}
-
 static void syn_destroy(struct syn *s) {
-        if (!s->g)
-                return;
-        for (unsigned i = 0; i < s->n; i++)
-                if (s->g[i].pid > 0)
-                        kill(s->g[i].pid, SIGKILL);
-        for (unsigned i = 0; i < s->n; i++)
-                if (s->g[i].pid > 0)
-                        (void) waitpid(s->g[i].pid, NULL, 0);
-        for (unsigned i = 0; i < s->n; i++)
-                for (size_t h = 0; h < ARRAY_SIZE(hiers); h++) {
-                        if (!s->g[i].made[h])
-                                continue;
-                        char hdir[256];
-                        pathf(hdir, sizeof(hdir), CG_ROOT "/%s", hiers[h].h);
-                        (void) remove_dir_tree(hdir, s->g[i].dir);
-                }
-        for (size_t h = 0; h < ARRAY_SIZE(hiers); h++)
-                if (s->made_machine[h]) {
-                        char path[256];
-                        pathf(path, sizeof(path), CG_ROOT "/%s/machine", hiers[h].h);
-                        if (rmdir(path) < 0 && errno != EBUSY)
-                                log_warning_errno(errno, "cannot remove %s: %m", path);
-                }
-        free(s->g);
-        s->g = NULL;
+        if (s->g) {
+                /* All killed first: their exits overlap instead of each rmdir waiting for one. */
+                for (unsigned i = 0; i < s->n; i++)
+                        if (s->g[i].pid > 0)
+                                kill(s->g[i].pid, SIGKILL);
+                for (unsigned i = 0; i < s->n; i++)
+                        (void) synguest_kill(&s->host, &s->g[i]);
+                free(s->g);
+                s->g = NULL;
+        }
+        if (s->host_ready)
+                synguest_host_done(&s->host);
+        s->host_ready = false;
 }
 
 static int syn_create(struct syn *s, unsigned n) {
-        int pfd[2];
         int r;
-        s->g = calloc(n, sizeof(*s->g));
+        s->g = calloc(n ? n : 1, sizeof(*s->g));
         if (!s->g)
                 return -ENOMEM;
         s->n = n;
-        for (size_t h = 0; h < ARRAY_SIZE(hiers); h++) {
-                char path[256];
-                pathf(path, sizeof(path), CG_ROOT "/%s", hiers[h].h);
-                s->present[h] = access(path, F_OK) == 0;
-                if (!s->present[h])
-                        continue;
-                pathf(path, sizeof(path), CG_ROOT "/%s/machine", hiers[h].h);
-                if (mkdir(path, 0755) == 0) {
-                        s->made_machine[h] = true;
-                        if (hiers[h].cpuset) {
-                                char from[256], to[256];
-                                pathf(from, sizeof(from), CG_ROOT "/%s/cpuset.cpus", hiers[h].h);
-                                pathf(to, sizeof(to), "%s/cpuset.cpus", path);
-                                (void) copy_file(from, to);
-                                pathf(from, sizeof(from), CG_ROOT "/%s/cpuset.mems", hiers[h].h);
-                                pathf(to, sizeof(to), "%s/cpuset.mems", path);
-                                (void) copy_file(from, to);
-                        }
-                } else if (errno != EEXIST)
-                        return log_error_errno(errno, "cannot create %s: %m", path);
-        }
-        if (pipe2(pfd, O_CLOEXEC) < 0)
-                return -errno;
-        pid_t self = getpid();
+        r = synguest_host_init(&s->host, NULL);
+        if (r < 0)
+                return r;
+        s->host_ready = true;
         for (unsigned i = 0; i < n && !stop_requested; i++) {
-                pid_t pid = fork();
-                if (pid < 0) {
-                        r = log_error_errno(errno, "fork of synthetic guest %u failed: %m", i);
-                        goto out;
-                }
-                if (pid == 0) {
-                        close(pfd[0]);
-                        child_main(pfd[1], self);
-                }
-                s->g[i].pid = pid;
-                struct child_msg msg;
-                if (read(pfd[0], &msg, sizeof(msg)) != sizeof(msg) || msg.pid != pid) {
-                        r = log_error_errno(EIO, "synthetic guest %u (pid %d) did not start", i, (int) pid);
-                        goto out;
-                }
-                s->g[i].vcpu_tid = msg.tid;
-                pathf(s->g[i].dir, sizeof(s->g[i].dir), "machine/qemu-%u-" SYN_NAME_FMT ".libvirt-qemu",
-                         SYN_ID_BASE + i, i);
-                r = make_guest_dirs(s, &s->g[i]);
+                char dir[SYNGUEST_DIR_MAX];
+                pathf(dir, sizeof(dir), "machine/qemu-%u-" SYN_NAME_FMT ".libvirt-qemu", SYN_ID_BASE + i, i);
+                r = synguest_spawn(&s->host, dir, "qemu-bench", &s->g[i]);
                 if (r < 0)
-                        goto out;
+                        return r;
         }
-        r = stop_requested ? -EINTR : 0;
-out:
-        close(pfd[0]);
-        close(pfd[1]);
-        return r;
+        return stop_requested ? -EINTR : 0;
 }
 
 /* Removes synthetic guest directories a killed run left behind: their tasks were our
  * children and died with us (PDEATHSIG), so the directories are empty or about to be. */
 static int syn_cleanup_leftovers(void) {
-        int r = 0;
-        for (size_t h = 0; h < ARRAY_SIZE(hiers); h++) {
-                char hdir[256], mdir[300];
-                pathf(hdir, sizeof(hdir), CG_ROOT "/%s", hiers[h].h);
-                pathf(mdir, sizeof(mdir), "%s/machine", hdir);
-                DIR *d = opendir(mdir);
-                if (!d)
-                        continue;
-                struct dirent *de;
-                while ((de = readdir(d))) {
-                        if (strncmp(de->d_name, "qemu-", 5) != 0 || !strstr(de->d_name, SYN_MATCH) ||
-                            atoi(de->d_name + 5) < SYN_ID_BASE)
-                                continue;
-                        char dir[400];
-                        pathf(dir, sizeof(dir), "machine/%s", de->d_name);
-                        if (remove_dir_tree(hdir, dir) < 0)
-                                r = -EBUSY;
-                        else
-                                fprintf(stderr, "bench_sample: removed leftover %s/%s\n", hdir, dir);
-                }
-                closedir(d);
-        }
-        return r;
+        struct synguest_host h;
+        int r = synguest_host_init(&h, NULL);
+        if (r >= 0)
+                r = synguest_cleanup_leftovers(&h, SYN_MATCH);
+        if (r > 0)
+                fprintf(stderr, "bench_sample: removed %d leftover directories\n", r);
+        synguest_host_done(&h);
+        return r < 0 ? r : 0;
 }
 
 static int syn_domxml(unsigned i, const char *tap_prefix, struct vmg_domxml **ret) {

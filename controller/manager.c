@@ -44,6 +44,10 @@ struct applied {
         double limit[VMG_RES_COUNT];
         bool unmanaged; /* a permanent write error: hands off this guest, alert raised */
         bool shaped;    /* some tap of it carries vmguard's tc pieces */
+        /* Per tap: the netlink generation of the device the limit was last put on (a new
+         * device under the same name carries none of it), and whether its loss was logged. */
+        unsigned long tap_gen[VMG_MAX_IFACES];
+        bool tap_lost[VMG_MAX_IFACES];
 };
 
 struct vmg_manager {
@@ -68,7 +72,15 @@ struct vmg_manager {
         unsigned long long ticks, actions_total, errors_total;
         unsigned long long actions_by_kind[VMG_ACT_CAP + 1];
         uint64_t last_tick_ns, last_tick_duration_ns;
+        /* Which policy is in force, for status: loads swapped in (1 = the start's), reloads
+         * refused, and the last refusal's reason (file:line:column: field: message). */
+        unsigned long long policy_generation, policy_rejected;
+        char policy_error[512];
         char status[128];
+        /* A lifecycle event asked for a new listing: done once at the next tick (issue 9).
+         * Listing right away cost a full listing per wakeup, dozens a second under churn,
+         * and between ticks a new listing changes nothing: guests are sampled at ticks. */
+        bool rescan_pending;
 };
 
 static struct applied *applied_get(struct vmg_manager *m, const char *uuid, bool create) {
@@ -95,7 +107,7 @@ static void applied_forget(struct vmg_manager *m, const char *uuid) {
                 }
 }
 
-static int load_policy(const struct vmg_manager *m, struct vmg_policy **ret) {
+static int load_policy(struct vmg_manager *m, struct vmg_policy **ret) {
         struct vmg_policy_error err = {};
         const char *host = m->host_file;
         /* The host file is optional: without it the defaults apply. */
@@ -106,10 +118,11 @@ static int load_policy(const struct vmg_manager *m, struct vmg_policy **ret) {
                 tenants = NULL; /* no tenants yet: watch and report, throttle nothing */
         int r = vmg_policy_load(host, tenants, ret, &err);
         if (r < 0) {
-                char buf[1024];
-                return log_error_errno(r, "policy rejected: %s",
-                                       vmg_policy_error_format(&err, buf, sizeof buf));
+                vmg_policy_error_format(&err, m->policy_error, sizeof m->policy_error);
+                m->policy_rejected++;
+                return log_error_errno(r, "policy rejected: %s", m->policy_error);
         }
+        m->policy_generation++;
         return 0;
 }
 
@@ -237,6 +250,12 @@ int vmg_manager_rescan(struct vmg_manager *m) {
                 log_info("guest %s is gone: releasing what vmguard held for it", m->applied[i].uuid);
                 (void) vmg_act_release(m->act, m->applied[i].uuid);
                 (void) vmg_blkiotune_restore(m->bt, m->applied[i].uuid);
+                /* Its tap may outlive it (a persistent tap, a veth), and its ifb does
+                 * whenever the tap's namespace stays: not restored at stop once it is
+                 * no longer listed. */
+                const struct vmg_vm *gone = m->applied[i].shaped ? vmg_monitor_find(m->mon, m->applied[i].uuid) : NULL;
+                if (gone)
+                        unshape_vm(m, gone);
                 applied_forget(m, m->applied[i].uuid);
         }
         r = vmg_monitor_set_listed(m->mon, doms, n);
@@ -335,7 +354,7 @@ int vmg_manager_new(const struct vmg_manager_config *cfg, struct vmg_manager **r
                 }
         }
 
-        struct vmg_libvirt_config lc = { .uri = cfg->uri };
+        struct vmg_libvirt_config lc = { .uri = cfg->uri, .run_dir = cfg->libvirt_run_dir };
         r = vmg_libvirt_new(&lc, &m->lv);
         if (r < 0)
                 goto fail;
@@ -453,10 +472,59 @@ static int apply_net(struct vmg_manager *m, const struct vmg_vm *vm, struct appl
                                           ap->limit[VMG_RES_NET_TX_BPS], ap->limit[VMG_RES_NET_RX_BPS]);
                         if (!ret)
                                 ret = r;
-                } else
+                } else {
                         ap->shaped = true;
+                        if (j < VMG_MAX_IFACES)
+                                ap->tap_gen[j] = vmg_netlink_tap_generation(vmg_monitor_netlink(m->mon), tap);
+                }
         }
         return ret;
+}
+
+/* A tap that vanishes takes vmguard's pieces on it along (ingress qdisc and filter, the ifb
+ * too when its namespace is deleted: issue #9). The engine still holds the guest's limit, so
+ * when a tap of that name turns up again as a new device (namespace made again, tap made
+ * again) the limit is put back on it and the kernel agrees with the engine again. Once per
+ * loss and per return, so a tap that stays away or a refused set logs one line, not one a
+ * tick. */
+static void reshape_returned_taps(struct vmg_manager *m) {
+        if (m->cfg.dry_run || !m->shaper)
+                return;
+        for (size_t i = 0; i < vmg_monitor_n_vms(m->mon); i++) {
+                const struct vmg_vm *vm = vmg_monitor_vm(m->mon, i);
+                struct applied *ap = applied_get(m, vm->dom->uuid, false);
+                double tx = ap ? ap->limit[VMG_RES_NET_TX_BPS] : 0, rx = ap ? ap->limit[VMG_RES_NET_RX_BPS] : 0;
+                if (!ap || ap->unmanaged || !(tx > 0 || rx > 0))
+                        continue;
+                for (size_t j = 0; j < vm->dom->n_ifaces && j < VMG_MAX_IFACES; j++) {
+                        const char *tap = vm->dom->ifaces[j].tap, *ns = NULL;
+                        if (!*tap)
+                                continue;
+                        if (tap_netns(m, tap, &ns) < 0) {
+                                if (!ap->tap_lost[j])
+                                        log_notice("guest %s: tap %s is gone (its network namespace deleted, or the "
+                                                   "tap removed), with the shaping on it; put back if it returns",
+                                                   vm->dom->name, tap);
+                                ap->tap_lost[j] = true;
+                                continue;
+                        }
+                        unsigned long gen = vmg_netlink_tap_generation(vmg_monitor_netlink(m->mon), tap);
+                        if (gen == ap->tap_gen[j])
+                                continue;
+                        ap->tap_gen[j] = gen;
+                        ap->tap_lost[j] = false;
+                        int r = vmg_shaper_set(m->shaper, ns, tap, tx, rx);
+                        if (r < 0) {
+                                m->errors_total++;
+                                log_warning_errno(r, "guest %s: tap %s%s%s is back, putting its limit back (tx %.0f "
+                                                  "rx %.0f bit/s) failed: %m", vm->dom->name, tap,
+                                                  ns ? " in netns " : "", ns ? ns : "", tx, rx);
+                        } else
+                                log_notice("guest %s: tap %s%s%s is back as a new device: limit put back, tx %.0f "
+                                           "rx %.0f bit/s", vm->dom->name, tap, ns ? " in netns " : "",
+                                           ns ? ns : "", tx, rx);
+                }
+        }
 }
 
 static void log_action(const struct vmg_manager *m, const struct vmg_vm *vm,
@@ -688,8 +756,20 @@ json_t *vmg_manager_snapshot(struct vmg_manager *m, uint64_t now_ns) {
                                    (int) m->policy->n_tenants, "guests_throttled", (int) throttled);
         snprintf(m->status, sizeof m->status, "%zu guest(s), %zu throttled%s", vmg_monitor_n_vms(m->mon),
                  throttled, contended ? ", host contended" : "");
-        return json_pack("{s:i, s:o, s:o, s:o, s:o}", "version", 1, "daemon", daemon, "host", host,
-                         "services", svcs, "vms", vms);
+        json_t *tenants = json_array();
+        for (size_t i = 0; i < m->policy->n_tenants; i++) {
+                const struct vmg_tenant *t = &m->policy->tenants[i];
+                json_t *match = json_array();
+                for (size_t j = 0; j < t->n_matches; j++)
+                        json_array_append_new(match, json_string(t->matches[j].value));
+                json_array_append_new(tenants, json_pack("{s:s, s:s?, s:o}", "name", t->name, "file",
+                                                         t->file, "vms", match));
+        }
+        json_t *pol = json_pack("{s:I, s:I, s:s, s:o}", "generation", (json_int_t) m->policy_generation,
+                                "rejected_total", (json_int_t) m->policy_rejected, "last_error",
+                                m->policy_error, "tenants", tenants);
+        return json_pack("{s:i, s:o, s:o, s:o, s:o, s:o}", "version", 1, "daemon", daemon, "host", host,
+                         "services", svcs, "vms", vms, "policy", pol);
 }
 
 /* The snapshot also lands in the state directory each tick, for `vmguard status` when the
@@ -711,6 +791,13 @@ static void write_status(struct vmg_manager *m, uint64_t now_ns) {
 }
 
 int vmg_manager_tick(struct vmg_manager *m, uint64_t now_ns) {
+        if (m->rescan_pending) {
+                m->rescan_pending = false;
+                /* Not connected: the reconnect's event asks again. */
+                int rr = vmg_manager_rescan(m);
+                if (rr < 0 && rr != -ENOTCONN)
+                        m->rescan_pending = true;
+        }
         for (size_t i = 0; i < m->n_probers; i++)
                 if (m->probers[i])
                         (void) vmg_prober_tick(m->probers[i], now_ns);
@@ -720,6 +807,7 @@ int vmg_manager_tick(struct vmg_manager *m, uint64_t now_ns) {
                 return r;
         }
         m->ticks++;
+        reshape_returned_taps(m);
         if (m->svcprio)
                 for (size_t i = 0; i < vmg_monitor_n_services(m->mon) && i < m->policy->host.n_services; i++) {
                         const struct vmg_svc *sv = vmg_monitor_service(m->mon, i);
@@ -845,7 +933,8 @@ int vmg_manager_on_libvirt(struct vmg_manager *m) {
         int r = vmg_libvirt_drain_events(m->lv, on_event, &rescan);
         if (r < 0)
                 return r;
-        return rescan ? vmg_manager_rescan(m) : 0;
+        m->rescan_pending |= rescan;
+        return 0;
 }
 
 void vmg_manager_on_blkiotune(struct vmg_manager *m) {

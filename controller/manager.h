@@ -16,6 +16,7 @@ struct vmg_manager_config {
         const char *cgroup_root; /* NULL: /sys/fs/cgroup */
         const char *proc_root;   /* NULL: /proc */
         const char *netns_dir;   /* NULL: /run/netns */
+        const char *libvirt_run_dir; /* QEMU pid files; NULL: /run/libvirt/qemu (tests) */
         bool dry_run;            /* decide and log everything, change nothing */
         uint64_t tick_ns;        /* 0: the host policy's tick */
 };
@@ -44,7 +45,8 @@ int vmg_manager_rescan(struct vmg_manager *m);
 /* Fds the loop must watch: libvirt events and block I/O tune completions. */
 int vmg_manager_libvirt_fd(const struct vmg_manager *m);
 int vmg_manager_blkiotune_fd(const struct vmg_manager *m);
-/* Handles readable libvirt events (rescans when a guest started or stopped). */
+/* Handles readable libvirt events: when a guest started or stopped, the next tick lists
+ * the guests again (once, however many events came). */
 int vmg_manager_on_libvirt(struct vmg_manager *m);
 /* Handles finished block I/O tune jobs (logs failures). */
 void vmg_manager_on_blkiotune(struct vmg_manager *m);

@@ -188,6 +188,7 @@ static void usage(FILE *out) {
                 "  --tick SEC           override the host policy's tick\n"
                 "  --dry-run            decide and log everything, change nothing\n"
                 "  --cgroup-root DIR, --proc-root DIR, --netns-dir DIR   kernel paths (tests)\n"
+                "  --libvirt-run-dir DIR   QEMU pid files NAME.pid (default /run/libvirt/qemu; tests)\n"
                 "  -v, --verbose        debug logging\n");
 }
 
@@ -197,7 +198,7 @@ int main(int argc, char **argv) {
                 { "connect", required_argument, NULL, 'c' },  { "state-dir", required_argument, NULL, 's' },
                 { "tick", required_argument, NULL, 't' },     { "dry-run", no_argument, NULL, 'n' },
                 { "cgroup-root", required_argument, NULL, 'C' }, { "proc-root", required_argument, NULL, 'P' },
-                { "netns-dir", required_argument, NULL, 'N' }, { "socket", required_argument, NULL, 'S' },
+                { "netns-dir", required_argument, NULL, 'N' }, { "libvirt-run-dir", required_argument, NULL, 'R' }, { "socket", required_argument, NULL, 'S' },
                 { "metrics", required_argument, NULL, 'M' }, { "metrics-textfile", required_argument, NULL, 'X' }, { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },           {},
         };
@@ -223,6 +224,7 @@ int main(int argc, char **argv) {
                 case 'C': cfg.cgroup_root = optarg; break;
                 case 'P': cfg.proc_root = optarg; break;
                 case 'N': cfg.netns_dir = optarg; break;
+                case 'R': cfg.libvirt_run_dir = optarg; break;
                 case 'S': ctl_path = optarg; break;
                 case 'M': metrics_addr = optarg; break;
                 case 'X': textfile = optarg; break;

@@ -12,9 +12,11 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <time.h>
 #include <sys/stat.h>
 
 #include "common/macros.h"
@@ -1483,56 +1485,255 @@ static int cmp_strp(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-int vmg_policy_load(const char *host_file, const char *tenants_dir, struct vmg_policy **ret,
-                    struct vmg_policy_error *err) {
-        char **files = NULL;
+/* Editors and package managers leave their own files beside the ones they edit: vim's
+ * ".acme.json.swp", emacs' "#acme.json#" and ".#acme.json", backups "acme.json~",
+ * "acme.json.orig", "acme.json.dpkg-old". Only "*.json" not starting with '.' is a tenant,
+ * so none of those is ever read as one (and a half-saved swap file never breaks a reload). */
+static bool is_tenant_file_name(const char *name) {
+        size_t len = strlen(name);
+        return name[0] != '.' && name[0] != '#' && len > 5 && strcmp(name + len - 5, ".json") == 0;
+}
+
+/* One read of a policy file as it was at that moment: its contents or why it could not be
+ * read, and the inode it came from. */
+struct fsnap {
+        char *path;
+        char *buf;
+        size_t len;
+        int r;
+        ino_t ino;
+        struct vmg_policy_error err;
+};
+
+/* One pass over the host file and the tenant directory. */
+struct psnap {
+        int r; /* listing the directory failed: err says why */
+        struct vmg_policy_error err;
+        struct timespec dir_mtime;
+        ino_t dir_ino;
+        struct fsnap host;
+        struct fsnap *t;
+        size_t n;
+};
+
+static void fsnap_done(struct fsnap *f) {
+        free(f->path);
+        free(f->buf);
+        *f = (struct fsnap) {};
+}
+
+static void psnap_done(struct psnap *s) {
+        fsnap_done(&s->host);
+        for (size_t i = 0; i < s->n; i++)
+                fsnap_done(&s->t[i]);
+        free(s->t);
+        *s = (struct psnap) {};
+}
+
+static int fsnap_read(struct fsnap *f) {
+        struct stat st;
+        f->r = read_file(f->path, &f->buf, &f->len, &f->err);
+        if (f->r >= 0 && stat(f->path, &st) == 0)
+                f->ino = st.st_ino;
+        return f->r == -ENOMEM ? -ENOMEM : 0;
+}
+
+/* Lists tenants_dir and reads every file once. Returns -ENOMEM only; everything else is
+ * recorded in the snapshot, to be compared with the next pass before it is believed. */
+static int psnap_read(const char *host_file, const char *tenants_dir, struct psnap *s) {
+        int r;
+        if (host_file) {
+                s->host.path = strdup(host_file);
+                if (!s->host.path)
+                        return -ENOMEM;
+                r = fsnap_read(&s->host);
+                if (r < 0)
+                        return r;
+        }
+        if (!tenants_dir)
+                return 0;
+        DIR *d = opendir(tenants_dir);
+        if (!d) {
+                s->r = set_error(&s->err, -errno, tenants_dir, 0, 0, "",
+                                 "cannot open tenant directory: %s", strerror(errno));
+                return 0;
+        }
+        struct stat st;
+        if (fstat(dirfd(d), &st) == 0) {
+                s->dir_mtime = st.st_mtim;
+                s->dir_ino = st.st_ino;
+        }
+        struct dirent *de;
+        char **names = NULL;
         size_t n = 0;
-        DIR *d = NULL;
+        r = 0;
+        while ((errno = 0, de = readdir(d))) {
+                if (!is_tenant_file_name(de->d_name))
+                        continue;
+                char **nn = realloc(names, (n + 1) * sizeof *nn);
+                if (!nn) {
+                        r = -ENOMEM;
+                        break;
+                }
+                names = nn;
+                size_t sz = strlen(tenants_dir) + 1 + strlen(de->d_name) + 1;
+                names[n] = malloc(sz);
+                if (!names[n]) {
+                        r = -ENOMEM;
+                        break;
+                }
+                snprintf(names[n], sz, "%s/%s", tenants_dir, de->d_name);
+                n++;
+        }
+        if (r == 0 && errno)
+                s->r = set_error(&s->err, -errno, tenants_dir, 0, 0, "",
+                                 "cannot read tenant directory: %s", strerror(errno));
+        closedir(d);
+        if (n > 0)
+                qsort(names, n, sizeof *names, cmp_strp);
+        if (r == 0 && n > 0) {
+                s->t = calloc(n, sizeof *s->t);
+                if (!s->t)
+                        r = -ENOMEM;
+        }
+        if (r < 0) {
+                for (size_t i = 0; i < n; i++)
+                        free(names[i]);
+                free(names);
+                return r;
+        }
+        for (size_t i = 0; i < n; i++)
+                s->t[i].path = names[i];
+        s->n = n;
+        free(names);
+        for (size_t i = 0; i < s->n && s->r >= 0; i++) {
+                r = fsnap_read(&s->t[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static bool fsnap_same(const struct fsnap *a, const struct fsnap *b) {
+        if ((a->path == NULL) != (b->path == NULL))
+                return false;
+        if (!a->path)
+                return true;
+        return strcmp(a->path, b->path) == 0 && a->r == b->r && a->ino == b->ino &&
+               a->len == b->len && (a->r < 0 || memcmp(a->buf, b->buf, a->len) == 0);
+}
+
+static bool psnap_same(const struct psnap *a, const struct psnap *b) {
+        if (a->r != b->r || a->n != b->n || a->dir_ino != b->dir_ino ||
+            a->dir_mtime.tv_sec != b->dir_mtime.tv_sec || a->dir_mtime.tv_nsec != b->dir_mtime.tv_nsec ||
+            !fsnap_same(&a->host, &b->host))
+                return false;
+        for (size_t i = 0; i < a->n; i++)
+                if (!fsnap_same(&a->t[i], &b->t[i]))
+                        return false;
+        return true;
+}
+
+/* Parses a snapshot that two passes agreed on: the same contract as vmg_policy_load(). */
+static int psnap_parse(const struct psnap *s, struct vmg_policy **ret, struct vmg_policy_error *err) {
+        _cleanup_(policy_freep) struct vmg_policy *p = calloc(1, sizeof *p);
+        int r;
+        if (!p)
+                return set_error(err, -ENOMEM, s->host.path, 0, 0, "", "out of memory");
+        if (s->host.path) {
+                if (s->host.r < 0) {
+                        if (err)
+                                *err = s->host.err;
+                        return s->host.r;
+                }
+                r = vmg_host_policy_parse(s->host.path, s->host.buf, s->host.len, &p->host, err);
+                if (r < 0)
+                        return r;
+        } else {
+                host_defaults(&p->host);
+        }
+        if (s->r < 0) {
+                if (err)
+                        *err = s->err;
+                return s->r;
+        }
+        if (s->n > 0) {
+                p->tenants = calloc(s->n, sizeof *p->tenants);
+                if (!p->tenants)
+                        return set_error(err, -ENOMEM, s->t[0].path, 0, 0, "", "out of memory");
+        }
+        for (size_t i = 0; i < s->n; i++) {
+                if (s->t[i].r < 0) {
+                        if (err)
+                                *err = s->t[i].err;
+                        return s->t[i].r;
+                }
+                r = vmg_tenant_parse(s->t[i].path, s->t[i].buf, s->t[i].len,
+                                     &p->tenants[p->n_tenants], err);
+                if (r < 0)
+                        return r;
+                p->n_tenants++;
+        }
+        r = check_claims(p->tenants, p->n_tenants, err);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+/* An admin's editor or a config-management run rewrites several files one after another,
+ * in place, and a SIGHUP can land in the middle: one pass could see alpha.json new and
+ * beta.json old, or a file listed and then renamed away. Two passes that read identical
+ * listings, inodes and bytes each bracket the moment between them, when every file held
+ * what was read; anything else is retried. Each pass costs a few small reads. */
+#define LOAD_TRIES_DEFAULT 5
+/* Between tries, give the writer a moment to finish (10, 20, ... ms; 100 ms in all, a
+ * tenth of the default tick): an editor's save takes microseconds, a script a few ms. */
+#define LOAD_RETRY_STEP_NS (10 * NSEC_PER_MSEC)
+
+int vmg_policy_load_ex(const char *host_file, const char *tenants_dir,
+                       const struct vmg_policy_load_opts *opts, struct vmg_policy **ret,
+                       struct vmg_policy_error *err) {
+        unsigned tries = opts && opts->tries ? opts->tries : LOAD_TRIES_DEFAULT;
+        struct psnap prev = {}, cur = {};
+        unsigned pass = 0;
         int r;
 
-        if (tenants_dir) {
-                struct dirent *de;
-                d = opendir(tenants_dir);
-                if (!d)
-                        return set_error(err, -errno, tenants_dir, 0, 0, "",
-                                         "cannot open tenant directory: %s", strerror(errno));
-                while ((errno = 0, de = readdir(d))) {
-                        size_t len = strlen(de->d_name);
-                        /* hidden files are editors' swap and lock files, not tenants */
-                        if (de->d_name[0] == '.' || len <= 5 ||
-                            strcmp(de->d_name + len - 5, ".json") != 0)
-                                continue;
-                        char **nf = realloc(files, (n + 1) * sizeof *nf);
-                        if (!nf) {
-                                r = set_error(err, -ENOMEM, tenants_dir, 0, 0, "", "out of memory");
-                                goto out;
-                        }
-                        files = nf;
-                        size_t sz = strlen(tenants_dir) + 1 + len + 1;
-                        files[n] = malloc(sz);
-                        if (!files[n]) {
-                                r = set_error(err, -ENOMEM, tenants_dir, 0, 0, "", "out of memory");
-                                goto out;
-                        }
-                        snprintf(files[n], sz, "%s/%s", tenants_dir, de->d_name);
-                        n++;
+        r = psnap_read(host_file, tenants_dir, &prev);
+        for (unsigned t = 0; r >= 0 && t < tries; t++) {
+                if (opts && opts->between_passes)
+                        opts->between_passes(opts->userdata, pass);
+                else if (t > 0) {
+                        struct timespec ts = { 0, (long) (t * LOAD_RETRY_STEP_NS) };
+                        nanosleep(&ts, NULL);
                 }
-                if (errno) {
-                        r = set_error(err, -errno, tenants_dir, 0, 0, "",
-                                      "cannot read tenant directory: %s", strerror(errno));
+                pass++;
+                r = psnap_read(host_file, tenants_dir, &cur);
+                if (r < 0)
+                        break;
+                if (psnap_same(&prev, &cur)) {
+                        r = psnap_parse(&cur, ret, err);
                         goto out;
                 }
-                if (n > 0)
-                        qsort(files, n, sizeof *files, cmp_strp);
+                psnap_done(&prev);
+                prev = cur;
+                cur = (struct psnap) {};
         }
-        r = vmg_policy_load_files(host_file, (const char *const *) files, n, ret, err);
+        if (r == -ENOMEM)
+                r = set_error(err, -ENOMEM, tenants_dir, 0, 0, "", "out of memory");
+        else
+                r = set_error(err, -EAGAIN, tenants_dir ? tenants_dir : host_file, 0, 0, "",
+                              "kept changing while being read (%u tries): not loaded, "
+                              "send SIGHUP again once the edit is done", tries);
 out:
-        if (d)
-                closedir(d);
-        for (size_t i = 0; i < n; i++)
-                free(files[i]);
-        free(files);
+        psnap_done(&prev);
+        psnap_done(&cur);
         return r;
+}
+
+int vmg_policy_load(const char *host_file, const char *tenants_dir, struct vmg_policy **ret,
+                    struct vmg_policy_error *err) {
+        return vmg_policy_load_ex(host_file, tenants_dir, NULL, ret, err);
 }
 
 /* Metadata names the tenant explicitly, so it wins; a UUID is exact and stable across

@@ -118,9 +118,23 @@ void vmg_host_policy_done(struct vmg_host_policy *h);
  * returns negative errno, fills err, and *ret is untouched: a bad set never replaces a good
  * one. host_file may be NULL (defaults); tenants_dir may be NULL (no tenants). A named file
  * or directory that does not exist is an error (-ENOENT). Only *.json files not starting
- * with '.' are read. */
+ * with '.' or '#' are read: editors' swap, lock and backup files (".acme.json.swp",
+ * "#acme.json#", "acme.json~") are ignored. The directory and files are read in two passes
+ * that must agree byte for byte (an edit landing mid-read is retried, never half-loaded);
+ * a directory that keeps changing for every try gives -EAGAIN. */
 int vmg_policy_load(const char *host_file, const char *tenants_dir, struct vmg_policy **ret,
                     struct vmg_policy_error *err);
+/* vmg_policy_load() with its read loop tunable. tries: passes compared before -EAGAIN (0 =
+ * default, 5). between_passes (a test seam, NULL in the daemon): called before pass N+1 is
+ * read, instead of the back-off sleep. */
+struct vmg_policy_load_opts {
+        unsigned tries;
+        void (*between_passes)(void *userdata, unsigned pass);
+        void *userdata;
+};
+int vmg_policy_load_ex(const char *host_file, const char *tenants_dir,
+                       const struct vmg_policy_load_opts *opts, struct vmg_policy **ret,
+                       struct vmg_policy_error *err);
 /* Same contract as vmg_policy_load(), with the tenant files named one by one (loaded in the
  * order given) instead of read from a directory: `vmguard policy check FILES…`. */
 int vmg_policy_load_files(const char *host_file, const char *const *tenant_files,

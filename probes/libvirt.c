@@ -42,7 +42,99 @@ struct vmg_libvirt {
         atomic_bool lost;           /* close callback fired: tear down in the thread */
         atomic_bool want_reconnect; /* timer fired: connect in the thread, not a callback */
         atomic_bool overflow;
+
+        /* The domains listed last, parsed with their disks resolved, sorted by uuid; touched
+         * only by the caller's thread (list and drain). Under churn each listing would
+         * otherwise fetch every domain's XML and state again (two RPCs per domain: 1000
+         * domains made one listing cost ~2000 round trips to libvirtd), parse it and resolve
+         * its disks, although only the few domains named in the events changed. An entry is
+         * dropped when an event names its domain, and all of them on (re)connect and when
+         * events were lost. Parsed rather than raw XML: ~300 bytes a domain, not 5-10 KiB. */
+        struct lv_cached *cache;
+        size_t n_cache;
 };
+
+struct lv_cached {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        int id;                  /* a restarted domain keeps its uuid but gets a new id */
+        enum vmg_domain_state state;
+        struct vmg_domxml *def;  /* disks resolved once: again per listing cost ~10 syscalls
+                                  * a disk and repeated a missing disk's warning each time */
+};
+
+/* A deep copy, for the caller (who owns and frees what it is given). A field added to
+ * struct vmg_domxml or vmg_dom_disk must be copied here: the sizes below catch it (LP64). */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct vmg_domxml) == 112, "update domxml_dup()");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct vmg_dom_disk) == 296, "update domxml_dup()");
+static struct vmg_domxml *domxml_dup(const struct vmg_domxml *d) {
+        struct vmg_domxml *n = calloc(1, sizeof *n);
+        if (!n)
+                return NULL;
+        *n = *d;
+        n->name = n->tenant = n->partition = NULL;
+        n->disks = NULL;
+        n->ifaces = NULL;
+        n->n_disks = n->n_ifaces = 0;
+        n->name = strdup(d->name);
+        if (!n->name || (d->tenant && !(n->tenant = strdup(d->tenant))) ||
+            (d->partition && !(n->partition = strdup(d->partition))))
+                return vmg_domxml_free(n);
+        if (d->n_ifaces) {
+                n->ifaces = malloc(d->n_ifaces * sizeof *n->ifaces);
+                if (!n->ifaces)
+                        return vmg_domxml_free(n);
+                memcpy(n->ifaces, d->ifaces, d->n_ifaces * sizeof *n->ifaces);
+                n->n_ifaces = d->n_ifaces;
+        }
+        if (d->n_disks) {
+                n->disks = calloc(d->n_disks, sizeof *n->disks);
+                if (!n->disks)
+                        return vmg_domxml_free(n);
+                for (size_t i = 0; i < d->n_disks; i++) {
+                        n->disks[i] = d->disks[i];
+                        n->disks[i].source = NULL;
+                        n->n_disks = i + 1;
+                        if (d->disks[i].source && !(n->disks[i].source = strdup(d->disks[i].source)))
+                                return vmg_domxml_free(n);
+                }
+        }
+        return n;
+}
+
+static int cached_cmp(const void *a, const void *b) {
+        return strcmp(((const struct lv_cached *) a)->uuid, ((const struct lv_cached *) b)->uuid);
+}
+
+static struct lv_cached *cache_find(struct vmg_libvirt *l, const char *uuid) {
+        struct lv_cached key;
+        snprintf(key.uuid, sizeof key.uuid, "%s", uuid);
+        return l->n_cache ? bsearch(&key, l->cache, l->n_cache, sizeof key, cached_cmp) : NULL;
+}
+
+static void cached_done(struct lv_cached *c) {
+        vmg_domxml_free(c->def);
+        memset(c, 0, sizeof *c);
+}
+
+static void cache_clear(struct vmg_libvirt *l) {
+        for (size_t i = 0; i < l->n_cache; i++)
+                cached_done(&l->cache[i]);
+        free(l->cache);
+        l->cache = NULL;
+        l->n_cache = 0;
+}
+
+/* The domain's state or devices may have changed: fetch it again at the next listing. */
+static void cache_forget(struct vmg_libvirt *l, const struct vmg_libvirt_event *ev) {
+        if (ev->type == VMG_LV_CONNECTED || ev->type == VMG_LV_DISCONNECTED || ev->type == VMG_LV_OVERFLOW ||
+            !ev->uuid[0]) {
+                cache_clear(l);
+                return;
+        }
+        struct lv_cached *c = cache_find(l, ev->uuid);
+        if (c)
+                c->def = vmg_domxml_free(c->def);
+}
 
 static pthread_once_t event_impl_once = PTHREAD_ONCE_INIT;
 static int event_impl_r;
@@ -290,12 +382,14 @@ int vmg_libvirt_drain_events(struct vmg_libvirt *l, vmg_libvirt_event_cb cb, voi
                         break;
                 if (k != (ssize_t) sizeof ev)
                         return log_error_errno(EIO, "short libvirt event record (%zd bytes)", k);
+                cache_forget(l, &ev);
                 cb(&ev, userdata);
                 n++;
         }
         /* After the queued records: the caller re-lists with everything before it seen. */
         if (atomic_exchange(&l->overflow, false)) {
                 struct vmg_libvirt_event ev = { .type = VMG_LV_OVERFLOW };
+                cache_clear(l);
                 cb(&ev, userdata);
                 n++;
         }
@@ -338,7 +432,9 @@ static void resolve_disks(struct vmg_libvirt *l, struct vmg_domxml *d) {
         }
 }
 
-static int load_domain(struct vmg_libvirt *l, virDomainPtr dom, struct vmg_domain *out) {
+/* The two round trips to libvirtd per domain (its live XML and its state), the parse and
+ * the disks' resolution, into c. */
+static int fetch_domain(struct vmg_libvirt *l, virDomainPtr dom, struct lv_cached *c) {
         const char *name = virDomainGetName(dom);
         char *xml = virDomainGetXMLDesc(dom, 0);
         if (!xml)
@@ -357,15 +453,28 @@ static int load_domain(struct vmg_libvirt *l, virDomainPtr dom, struct vmg_domai
                 vmg_domxml_free(d);
                 return r;
         }
-        out->state = state == VIR_DOMAIN_RUNNING ? VMG_DOM_RUNNING
-                   : state == VIR_DOMAIN_PAUSED  ? VMG_DOM_PAUSED
-                                                 : VMG_DOM_OTHER;
+        resolve_disks(l, d);
+        vmg_domxml_free(c->def);
+        c->def = d;
+        c->state = state == VIR_DOMAIN_RUNNING ? VMG_DOM_RUNNING
+                 : state == VIR_DOMAIN_PAUSED  ? VMG_DOM_PAUSED
+                                               : VMG_DOM_OTHER;
+        return 0;
+}
+
+/* From a fetched (or cached) domain: a copy of its definition for the caller, and the QEMU
+ * pid, read again each time (cheap, and QEMU may have been restarted under the same id). */
+static int load_domain(struct vmg_libvirt *l, const struct lv_cached *c, struct vmg_domain *out) {
+        struct vmg_domxml *d = domxml_dup(c->def);
+        if (!d)
+                return -ENOMEM;
+        int r;
+        out->state = c->state;
         out->qemu_pid = 0;
         r = vmg_libvirt_read_pidfile(l->run_dir, d->name, &out->qemu_pid);
         if (r < 0)
                 log_debug("domain %s: no QEMU pid from %s/%s.pid: %s", d->name, l->run_dir,
                           d->name, strerror(-r));
-        resolve_disks(l, d);
         out->def = d;
         return 0;
 }
@@ -388,20 +497,42 @@ int vmg_libvirt_list(struct vmg_libvirt *l, struct vmg_domain **ret, size_t *n) 
         }
         int r = 0;
         struct vmg_domain *v = calloc(nd > 0 ? (size_t) nd : 1, sizeof *v);
-        size_t k = 0;
-        if (!v)
+        struct lv_cached *next = calloc(nd > 0 ? (size_t) nd : 1, sizeof *next);
+        size_t k = 0, nn = 0, fetched = 0;
+        if (!v || !next)
                 r = -ENOMEM;
         for (int i = 0; i < nd; i++) {
-                if (r == 0 && load_domain(l, doms[i], &v[k]) == 0)
-                        k++;
+                struct lv_cached *e = r == 0 ? &next[nn] : NULL;
+                /* uuid and id come with the listing: no round trip. */
+                if (e && virDomainGetUUIDString(doms[i], e->uuid) == 0) {
+                        e->id = (int) virDomainGetID(doms[i]);
+                        struct lv_cached *old = cache_find(l, e->uuid);
+                        if (old && old->def && old->id == e->id) {
+                                e->def = TAKE_PTR(old->def);
+                                e->state = old->state;
+                        } else if (fetch_domain(l, doms[i], e) == 0)
+                                fetched++;
+                        if (e->def && load_domain(l, e, &v[k]) == 0) {
+                                k++;
+                                nn++;
+                        } else
+                                cached_done(e);
+                }
                 virDomainFree(doms[i]);
         }
         free(doms);
         virConnectClose(c);
+        /* Only the domains listed now stay cached: the cache never outgrows the host. */
+        cache_clear(l);
         if (r < 0) {
+                free(next);
                 vmg_domains_free(v, k);
                 return r;
         }
+        qsort(next, nn, sizeof *next, cached_cmp);
+        l->cache = next;
+        l->n_cache = nn;
+        log_debug("libvirt: listed %zu domain(s), fetched the XML of %zu", k, fetched);
         *ret = v;
         *n = k;
         return 0;
@@ -425,6 +556,7 @@ struct vmg_libvirt *vmg_libvirt_free(struct vmg_libvirt *l) {
                 pthread_join(l->thread, NULL);
         }
         teardown(l);
+        cache_clear(l);
         if (l->timer >= 0)
                 virEventRemoveTimeout(l->timer);
         if (l->pipe_r >= 0)

@@ -66,8 +66,12 @@ int vmg_libvirt_start(struct vmg_libvirt *l);
 /* Lists active (running or paused) domains with their live XML parsed and disks resolved.
  * A domain that vanishes meanwhile, or whose XML does not parse, is left out (logged).
  * A disk that cannot be mapped keeps its -errno in disks[i].dev_error (-ENODEV for
- * network and volume disks). Returns 0, *ret and *n (free with vmg_domains_free);
- * -ENOTCONN when not connected; -EIO when libvirt fails; -ENOMEM. */
+ * network and volume disks). A domain listed before with the same uuid and id keeps the
+ * definition, state and disk mapping fetched then (no round trip to libvirtd), unless an
+ * event for it was drained since (or the connection was re-made, or events were dropped):
+ * callers must drain events before listing again.
+ * The QEMU pid file is read every time. Returns 0, *ret and *n (free with
+ * vmg_domains_free); -ENOTCONN when not connected; -EIO when libvirt fails; -ENOMEM. */
 int vmg_libvirt_list(struct vmg_libvirt *l, struct vmg_domain **ret, size_t *n);
 
 void vmg_domains_free(struct vmg_domain *d, size_t n);

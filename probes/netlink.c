@@ -35,6 +35,8 @@ struct ns {
 struct tap {
         char name[IF_NAMESIZE];
         struct ns *ns;
+        int ifindex;         /* where last found, with ns */
+        unsigned long gen;   /* bumped each time it turns up in another place */
 };
 
 struct vmg_netlink {
@@ -194,12 +196,13 @@ static bool ns_dump(struct vmg_netlink *nl, struct ns *ns) {
         return true;
 }
 
-static bool lookup(struct vmg_netlink *nl, struct ns *ns, struct vmg_iface_counters *c) {
+static bool lookup(struct vmg_netlink *nl, struct ns *ns, struct vmg_iface_counters *c, int *ifindex) {
         if (!ns_dump(nl, ns))
                 return false;
         struct rtnl_link *l = rtnl_link_get_by_name(ns->links, c->tap);
         if (!l)
                 return false;
+        *ifindex = rtnl_link_get_ifindex(l);
         /* libnl keeps the 64-bit IFLA_STATS64 values when the kernel sends them. */
         c->rx_bytes = rtnl_link_get_stat(l, RTNL_LINK_RX_BYTES);
         c->tx_bytes = rtnl_link_get_stat(l, RTNL_LINK_TX_BYTES);
@@ -219,7 +222,20 @@ static struct tap *tap_find(const struct vmg_netlink *nl, const char *name) {
         return NULL;
 }
 
-static int tap_remember(struct vmg_netlink *nl, const char *name, struct ns *ns) {
+/* A tap seen in another namespace, or under another ifindex (deleted and made again), is
+ * a new device: whatever was installed on the old one is gone, hence the new generation. */
+static void tap_seen(struct tap *t, struct ns *ns, int ifindex) {
+        if (t->ns == ns && t->ifindex == ifindex)
+                return;
+        if (t->ns != ns)
+                log_debug("tap %s found in %s%s%s", t->name, ns->name[0] ? "netns \"" : "our own netns",
+                          ns->name, ns->name[0] ? "\"" : "");
+        t->ns = ns;
+        t->ifindex = ifindex;
+        t->gen++;
+}
+
+static int tap_remember(struct vmg_netlink *nl, const char *name, struct ns *ns, int ifindex) {
         struct tap *t = tap_find(nl, name);
         if (!t) {
                 struct tap *a = realloc(nl->taps, (nl->n_taps + 1) * sizeof *a);
@@ -231,10 +247,7 @@ static int tap_remember(struct vmg_netlink *nl, const char *name, struct ns *ns)
                 *t = (struct tap) { .ns = NULL };
                 snprintf(t->name, sizeof t->name, "%s", name);
         }
-        if (t->ns != ns)
-                log_debug("tap %s found in %s%s%s", name, ns->name[0] ? "netns \"" : "our own netns",
-                          ns->name, ns->name[0] ? "\"" : "");
-        t->ns = ns;
+        tap_seen(t, ns, ifindex);
         return 0;
 }
 
@@ -275,9 +288,11 @@ int vmg_netlink_read(struct vmg_netlink *nl, struct vmg_iface_counters *ifs, siz
                 if (!tap[0])
                         continue;
                 struct tap *t = tap_find(nl, tap);
-                if (t && t->ns && lookup(nl, t->ns, c))
+                int ifindex;
+                if (t && t->ns && lookup(nl, t->ns, c, &ifindex)) {
+                        tap_seen(t, t->ns, ifindex);
                         found++;
-                else
+                } else
                         missing = true;
         }
         if (!missing)
@@ -295,9 +310,10 @@ int vmg_netlink_read(struct vmg_netlink *nl, struct vmg_iface_counters *ifs, siz
                 if (!c->tap[0] || c->found)
                         continue;
                 for (size_t k = 0; k < nl->n_nss; k++) {
-                        if (!lookup(nl, nl->nss[k], c))
+                        int ifindex;
+                        if (!lookup(nl, nl->nss[k], c, &ifindex))
                                 continue;
-                        r = tap_remember(nl, c->tap, nl->nss[k]);
+                        r = tap_remember(nl, c->tap, nl->nss[k], ifindex);
                         if (r < 0)
                                 return r;
                         found++;
@@ -319,6 +335,11 @@ int vmg_netlink_tap_netns(const struct vmg_netlink *nl, const char *tap, const c
                 return -ENOENT;
         *ret = t->ns->name;
         return 0;
+}
+
+unsigned long vmg_netlink_tap_generation(const struct vmg_netlink *nl, const char *tap) {
+        const struct tap *t = tap_find(nl, tap);
+        return t ? t->gen : 0;
 }
 
 int vmg_netlink_new(const char *netns_dir, struct vmg_netlink **ret) {

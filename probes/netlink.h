@@ -30,3 +30,11 @@ int vmg_netlink_read(struct vmg_netlink *nl, struct vmg_iface_counters *ifs, siz
 /* Where a tap was last found: "" for our own namespace, else its name in netns_dir.
  * Returns 0 and *ret (valid until the next read), or -ENOENT if the tap is not known. */
 int vmg_netlink_tap_netns(const struct vmg_netlink *nl, const char *tap, const char **ret);
+
+/* A number that changes each time the tap turns up as a new device: in another namespace
+ * than where it was last seen (its namespace deleted and made again, or the tap moved), or
+ * under another ifindex (deleted and made again), also after having been missing. Whatever
+ * was installed on the old device (qdiscs, filters) did not come along: a caller that had
+ * installed something compares this with the number it saw then. 0 if the tap was never
+ * found. */
+unsigned long vmg_netlink_tap_generation(const struct vmg_netlink *nl, const char *tap);

@@ -176,6 +176,9 @@ int main(void) {
         check_bracketed(nl, ns_a, if_a, &ca);
         CHECK_MSG(ca.tx_packets >= 5, "tx_packets %llu", (unsigned long long) ca.tx_packets);
         CHECK_MSG(ca.tx_bytes >= 5 * 1000, "tx_bytes %llu", (unsigned long long) ca.tx_bytes);
+        unsigned long gen_a = vmg_netlink_tap_generation(nl, if_a);
+        CHECK(gen_a > 0);
+        CHECK(vmg_netlink_tap_generation(nl, "vmgnever") == 0);
 
         T_CASE("peer in namespace b");
         struct vmg_iface_counters cb;
@@ -201,6 +204,8 @@ int main(void) {
         CHECK_MSG(many[2].rx_packets >= cb.rx_packets, "%llu", (unsigned long long) many[2].rx_packets);
         const char *where = NULL;
         CHECK_INT(vmg_netlink_tap_netns(nl, many[1].tap, &where), -ENOENT);
+        /* Read again where it was: the same device, nothing to put back on it. */
+        CHECK(vmg_netlink_tap_generation(nl, if_a) == gen_a);
 
         /* The tap moves (as the lab does with ip link set netns): the cached namespace no
          * longer has it, so the reader must rescan and find it in the new one, counters
@@ -211,6 +216,8 @@ int main(void) {
         struct vmg_iface_counters moved;
         check_bracketed(nl, ns_c, if_a, &moved);
         CHECK_MSG(moved.tx_packets >= ca.tx_packets, "%llu", (unsigned long long) moved.tx_packets);
+        CHECK(vmg_netlink_tap_generation(nl, if_a) != gen_a);
+        gen_a = vmg_netlink_tap_generation(nl, if_a);
 
         T_CASE("namespace deleted");
         r = sh("ip netns del %s", ns_c); /* takes if_a and with it its peer if_b */
@@ -233,6 +240,34 @@ int main(void) {
         CHECK_INT(vmg_netlink_read(nl, gone, 2), 0);
         CHECK(!gone[0].found);
         CHECK(!gone[1].found);
+
+        /* Issue #9: the namespace comes back under its name with a tap of the same name: a
+         * new device, which carries nothing a caller installed on the old one. */
+        T_CASE("namespace made again with the tap");
+        r = sh("ip netns add %s && ip -n %s link add %s type veth peer name %s netns %s && "
+               "ip -n %s link set %s up && ip -n %s link set %s up",
+               ns_c, ns_c, if_a, if_b, ns_b, ns_c, if_a, ns_b, if_b);
+        CHECK_INT(r, 0);
+        struct vmg_iface_counters again = {};
+        snprintf(again.tap, sizeof again.tap, "%s", if_a);
+        CHECK_INT(vmg_netlink_read(nl, &again, 1), 1);
+        CHECK(again.found);
+        CHECK_INT(vmg_netlink_tap_netns(nl, if_a, &where), 0);
+        CHECK_STR(where, ns_c);
+        unsigned long gen_back = vmg_netlink_tap_generation(nl, if_a);
+        CHECK(gen_back != gen_a);
+        CHECK_INT(vmg_netlink_read(nl, &again, 1), 1);
+        CHECK(vmg_netlink_tap_generation(nl, if_a) == gen_back);
+
+        /* Deleted and made again between two reads, in the same namespace: only the ifindex
+         * tells the new device from the old. */
+        T_CASE("tap made again in place");
+        r = sh("ip -n %s link del %s && ip -n %s link add %s type veth peer name %s netns %s",
+               ns_c, if_a, ns_c, if_a, if_b, ns_b);
+        CHECK_INT(r, 0);
+        CHECK_INT(vmg_netlink_read(nl, &again, 1), 1);
+        CHECK(again.found);
+        CHECK(vmg_netlink_tap_generation(nl, if_a) != gen_back);
 
         CHECK(vmg_netlink_free(nl) == NULL);
         return t_summary();

@@ -378,6 +378,131 @@ out:
         CHECK_INT(system(path), 0);
 }
 
+/* Editors' swap, lock and backup files beside a tenant file are not tenants: a half-saved
+ * swap file must not break a reload, nor a backup define the tenant twice. */
+static void test_editor_files_ignored(void) {
+        char dir[] = "/tmp/test_policy_editor.XXXXXX";
+        struct vmg_policy *p = NULL;
+        struct vmg_policy_error err = { 0 };
+        char cmd[600];
+        static const char *const junk[] = {
+                ".acme.json.swp", ".acme.json.swx", "acme.json~", "#acme.json#", ".#acme.json",
+                "acme.json.orig", "acme.json.dpkg-old", "acme.json.tmp", "#acme.json", ".json",
+        };
+
+        T_CASE("reload: editor swap, lock and backup files ignored");
+        CHECK(mkdtemp(dir) != NULL);
+        CHECK_INT(write_file(dir, "acme.json",
+                             "{ \"tenant\": \"acme\", \"vms\": { \"names\": [\"a-*\"] } }\n"), 0);
+        /* each a complete, valid tenant "acme": read as a tenant, it would clash */
+        for (size_t i = 0; i < ARRAY_SIZE(junk); i++)
+                CHECK_INT(write_file(dir, junk[i],
+                                     "{ \"tenant\": \"acme\", \"vms\": { \"names\": [\"b-*\"] } }\n"), 0);
+        CHECK_INT(vmg_policy_load(NULL, dir, &p, &err), 0);
+        CHECK(p != NULL);
+        if (p) {
+                CHECK_INT(p->n_tenants, 1);
+                CHECK_STR(p->tenants[0].matches[0].value, "a-*");
+        }
+        vmg_policy_free(p);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        CHECK_INT(system(cmd), 0);
+}
+
+/* The test seam of vmg_policy_load_ex(): an editor at work between two read passes. */
+struct edit_between {
+        const char *dir;
+        unsigned calls;
+        unsigned edit_until; /* edit before passes 0..edit_until-1 */
+        unsigned gen;
+};
+
+static void write_gen(const char *dir, const char *tenant, unsigned gen) {
+        char name[64], text[256];
+        snprintf(name, sizeof name, "%s.json", tenant);
+        snprintf(text, sizeof text, "{ \"tenant\": \"%s\", \"vms\": { \"names\": [\"%s-g%u-*\"] } }\n",
+                 tenant, tenant, gen);
+        (void) write_file(dir, name, text);
+}
+
+static void edit_both(void *userdata, unsigned pass) {
+        struct edit_between *e = userdata;
+        e->calls++;
+        if (pass >= e->edit_until)
+                return;
+        e->gen++;
+        write_gen(e->dir, "alpha", e->gen);
+        write_gen(e->dir, "beta", e->gen);
+}
+
+static void remove_beta(void *userdata, unsigned pass) {
+        struct edit_between *e = userdata;
+        char path[512];
+        e->calls++;
+        if (pass > 0)
+                return;
+        snprintf(path, sizeof path, "%s/beta.json", e->dir);
+        (void) unlink(path);
+}
+
+static void test_reload_consistent_read(void) {
+        char dir[] = "/tmp/test_policy_race.XXXXXX";
+        struct vmg_policy *p = NULL, *old = NULL;
+        struct vmg_policy_error err = { 0 };
+        char msg[1024], cmd[600];
+
+        T_CASE("reload: both files rewritten between passes: the new pair, never a mix");
+        CHECK(mkdtemp(dir) != NULL);
+        write_gen(dir, "alpha", 1);
+        write_gen(dir, "beta", 1);
+        struct edit_between e = { .dir = dir, .edit_until = 1, .gen = 1 };
+        struct vmg_policy_load_opts o = { .between_passes = edit_both, .userdata = &e };
+        CHECK_INT(vmg_policy_load_ex(NULL, dir, &o, &p, &err), 0);
+        /* pass 0 read gen 1, pass 1 gen 2 (differs), pass 2 gen 2 again: agreed */
+        CHECK_INT(e.calls, 2);
+        CHECK(p != NULL);
+        if (p) {
+                CHECK_INT(p->n_tenants, 2);
+                CHECK_STR(p->tenants[0].matches[0].value, "alpha-g2-*");
+                CHECK_STR(p->tenants[1].matches[0].value, "beta-g2-*");
+        }
+        old = p;
+
+        T_CASE("reload: a directory that never settles: -EAGAIN, old policy kept");
+        e = (struct edit_between) { .dir = dir, .edit_until = 100, .gen = 10 };
+        o.tries = 3;
+        CHECK_INT(vmg_policy_load_ex(NULL, dir, &o, &p, &err), -EAGAIN);
+        CHECK(p == old);
+        CHECK_INT(e.calls, 3);
+        CHECK_STR(err.file, dir);
+        CHECK_CONTAINS(vmg_policy_error_format(&err, msg, sizeof msg), "kept changing while being read (3 tries)");
+
+        T_CASE("reload: a file deleted between passes is not half-loaded");
+        e = (struct edit_between) { .dir = dir };
+        o = (struct vmg_policy_load_opts) { .between_passes = remove_beta, .userdata = &e };
+        CHECK_INT(vmg_policy_load_ex(NULL, dir, &o, &p, &err), 0);
+        CHECK(p != old);
+        CHECK_INT(e.calls, 2);
+        if (p && p != old) {
+                CHECK_INT(p->n_tenants, 1);
+                CHECK_STR(p->tenants[0].name, "alpha");
+        }
+
+        T_CASE("reload: a torn file that stays torn is refused with file:line");
+        vmg_policy_free(old);
+        old = p;
+        CHECK_INT(write_file(dir, "alpha.json", "{ \"tenant\": \"alpha\", \"vms\": { \"na"), 0);
+        CHECK_INT(vmg_policy_load(NULL, dir, &p, &err), -EINVAL);
+        CHECK(p == old);
+        snprintf(cmd, sizeof cmd, "%s/alpha.json:1:", dir);
+        CHECK_CONTAINS(vmg_policy_error_format(&err, msg, sizeof msg), cmd);
+        CHECK_CONTAINS(msg, "invalid JSON");
+
+        vmg_policy_free(old);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        CHECK_INT(system(cmd), 0);
+}
+
 struct match_case {
         const char *label, *metadata, *name, *uuid;
         int want;
@@ -658,6 +783,8 @@ int main(void) {
         test_examples();
         test_defaults();
         test_reload_keeps_old();
+        test_editor_files_ignored();
+        test_reload_consistent_read();
         test_strict_modes();
         test_match();
         test_buffers();
