@@ -149,15 +149,32 @@ int vmg_monitor_set_domains(struct vmg_monitor *m, struct vmg_domxml **doms,
                         memset(old, 0, sizeof *old);
                         vmg_domxml_free(next[i].dom);
                         next[i].dom = doms[i];
+                        /* Try again what failed to open, backing off (1, 2, 4 … 64
+                         * listings): a domain with no cgroup at all (another driver's, a
+                         * guest mid-teardown) would otherwise cost a walk of every
+                         * hierarchy and a warning at every listing, which under domain
+                         * churn is every tick. */
                         if (!next[i].cg || (next[i].qemu_pid > 0 && !next[i].proc)) {
-                                next[i].error = 0;
-                                vm_open(m, &next[i]);
+                                unsigned shift = next[i].open_failures > 0 ? next[i].open_failures - 1 : 0;
+                                if (shift > 6)
+                                        shift = 6;
+                                if (++next[i].listings_waited >= 1u << shift) {
+                                        next[i].listings_waited = 0;
+                                        next[i].error = 0;
+                                        vm_open(m, &next[i]);
+                                        if (!next[i].cg || (next[i].qemu_pid > 0 && !next[i].proc))
+                                                next[i].open_failures++;
+                                        else
+                                                next[i].open_failures = 0;
+                                }
                         }
                         continue;
                 }
                 next[i].dom = doms[i];
                 next[i].qemu_pid = pids[i];
                 vm_open(m, &next[i]);
+                if (!next[i].cg || (next[i].qemu_pid > 0 && !next[i].proc))
+                        next[i].open_failures = 1;
         }
         for (size_t i = 0; i < m->n_vms; i++)
                 vm_done(&m->vms[i]);

@@ -30,6 +30,8 @@ struct vmg_vm {
         bool have_rates;
         struct vmg_vm_rates rates;
         int error;                  /* last sampling error (-errno), 0 when fine */
+        unsigned open_failures;     /* listings whose open of a missing handle failed */
+        unsigned listings_waited;   /* listings since the last try (backoff) */
         bool vanished;              /* its cgroup or process disappeared */
 };
 

@@ -32,6 +32,7 @@ struct vmg_libvirt {
         pthread_mutex_t lock; /* guards conn and the callback ids */
         virConnectPtr conn;
         int lifecycle_id;
+        int device_ids[2]; /* DEVICE_ADDED, DEVICE_REMOVED; -1 when not registered */
         bool close_cb;
 
         pthread_t thread;
@@ -160,7 +161,8 @@ const char *vmg_libvirt_event_name(enum vmg_libvirt_event_type t) {
         static const char *const names[] = {
                 [VMG_LV_DOMAIN_STARTED] = "started",     [VMG_LV_DOMAIN_STOPPED] = "stopped",
                 [VMG_LV_DOMAIN_SUSPENDED] = "suspended", [VMG_LV_DOMAIN_RESUMED] = "resumed",
-                [VMG_LV_DOMAIN_OTHER] = "other",         [VMG_LV_CONNECTED] = "connected",
+                [VMG_LV_DOMAIN_OTHER] = "other",         [VMG_LV_DOMAIN_DEVICE] = "device",
+                [VMG_LV_CONNECTED] = "connected",
                 [VMG_LV_DISCONNECTED] = "disconnected",  [VMG_LV_OVERFLOW] = "overflow",
         };
         return (size_t) t < ARRAY_SIZE(names) && names[t] ? names[t] : "?";
@@ -208,6 +210,21 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
         return 0;
 }
 
+/* A hot-plugged or unplugged disk or NIC: the cached definition no longer lists the guest's
+ * devices (a new disk would go unmeasured, a new tap unshaped) until it is fetched again. */
+static void on_device(virConnectPtr conn, virDomainPtr dom, const char *alias, void *opaque) {
+        (void) conn;
+        struct vmg_libvirt *l = opaque;
+        struct vmg_libvirt_event ev = { .type = VMG_LV_DOMAIN_DEVICE };
+        const char *name = virDomainGetName(dom);
+        snprintf(ev.name, sizeof ev.name, "%s", name ? name : "");
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        if (virDomainGetUUIDString(dom, uuid) == 0)
+                snprintf(ev.uuid, sizeof ev.uuid, "%s", uuid);
+        log_debug("domain %s: device %s added or removed", ev.name, alias ? alias : "?");
+        post(l, &ev);
+}
+
 static void on_close(virConnectPtr conn, int reason, void *opaque) {
         (void) conn;
         struct vmg_libvirt *l = opaque;
@@ -231,14 +248,19 @@ static void teardown(struct vmg_libvirt *l) {
         pthread_mutex_lock(&l->lock);
         virConnectPtr c = TAKE_PTR(l->conn);
         int id = l->lifecycle_id;
+        int dev_ids[2] = { l->device_ids[0], l->device_ids[1] };
         bool cc = l->close_cb;
         l->lifecycle_id = -1;
+        l->device_ids[0] = l->device_ids[1] = -1;
         l->close_cb = false;
         pthread_mutex_unlock(&l->lock);
         if (!c)
                 return;
         if (id >= 0)
                 (void) virConnectDomainEventDeregisterAny(c, id);
+        for (size_t i = 0; i < 2; i++)
+                if (dev_ids[i] >= 0)
+                        (void) virConnectDomainEventDeregisterAny(c, dev_ids[i]);
         if (cc)
                 (void) virConnectUnregisterCloseCallback(c, on_close);
         virConnectClose(c);
@@ -269,8 +291,19 @@ static int try_connect(struct vmg_libvirt *l) {
                 virConnectClose(c);
                 return 0;
         }
+        /* Device events only keep the cached definitions fresh; a driver without them
+         * still works (its hot-plugs show at the guest's next lifecycle event). */
+        int dev_ids[2];
+        dev_ids[0] = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
+                                                      VIR_DOMAIN_EVENT_CALLBACK(on_device), l, NULL);
+        dev_ids[1] = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                                      VIR_DOMAIN_EVENT_CALLBACK(on_device), l, NULL);
+        if (dev_ids[0] < 0 || dev_ids[1] < 0)
+                log_debug("libvirt %s: no device events: %s", l->uri, last_error());
         pthread_mutex_lock(&l->lock);
         l->conn = c;
+        l->device_ids[0] = dev_ids[0];
+        l->device_ids[1] = dev_ids[1];
         l->lifecycle_id = id;
         l->close_cb = cc;
         pthread_mutex_unlock(&l->lock);
@@ -308,6 +341,7 @@ int vmg_libvirt_new(const struct vmg_libvirt_config *cfg, struct vmg_libvirt **r
         l->pipe_r = l->pipe_w = -1;
         l->timer = -1;
         l->lifecycle_id = -1;
+        l->device_ids[0] = l->device_ids[1] = -1;
         l->backoff_ms = BACKOFF_MIN_MS;
         pthread_mutex_init(&l->lock, NULL);
         l->uri = strdup(cfg && cfg->uri ? cfg->uri : "qemu:///system");

@@ -38,6 +38,7 @@ enum vmg_libvirt_event_type {
         VMG_LV_DOMAIN_SUSPENDED,
         VMG_LV_DOMAIN_RESUMED,
         VMG_LV_DOMAIN_OTHER,   /* defined, undefined, shutdown, crashed, pmsuspended */
+        VMG_LV_DOMAIN_DEVICE,  /* a disk or NIC hot-plugged or unplugged: its definition changed */
         VMG_LV_CONNECTED,      /* (re)connected: list domains again */
         VMG_LV_DISCONNECTED,   /* libvirtd went away; reconnecting in the background */
         VMG_LV_OVERFLOW,       /* events were dropped (pipe full): list domains again */

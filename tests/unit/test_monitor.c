@@ -163,6 +163,23 @@ int main(void) {
         CHECK(vmg_monitor_find(m, "0f8fad5b-d9cb-469f-a165-70867728950e") == vm);
         CHECK(vmg_monitor_find(m, "nope") == NULL);
 
+        T_CASE("a guest with no cgroup: opened again at listings 2, 4, 8, … not every one");
+        {
+                static const char *xml_ghost =
+                        "<domain type='qemu' id='99'><name>ghost</name>"
+                        "<uuid>6f1c2a8e-3b4d-4e5f-9a0b-1c2d3e4f5a6b</uuid><vcpu>1</vcpu><devices/></domain>";
+                static const unsigned failures_after[] = { 1, 2, 2, 3, 3, 3, 3, 4, 4 };
+                pid_t none = 0;
+                for (size_t k = 0; k < sizeof failures_after / sizeof *failures_after; k++) {
+                        struct vmg_domxml *g = NULL;
+                        CHECK_INT(vmg_domxml_parse(xml_ghost, strlen(xml_ghost), &g), 0);
+                        CHECK_INT(vmg_monitor_set_domains(m, &g, &none, 1), 0);
+                        struct vmg_vm *gv = vmg_monitor_vm(m, 0);
+                        CHECK(gv->cg == NULL);
+                        CHECK_INT(gv->open_failures, failures_after[k]);
+                }
+        }
+
         T_CASE("the guest is gone from libvirt too");
         CHECK_INT(vmg_monitor_set_domains(m, NULL, NULL, 0), 0);
         CHECK_INT(vmg_monitor_n_vms(m), 0);
