@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
+#include <limits.h>
 #include <string.h>
 
 #include "controller/commands.h"
@@ -34,18 +35,25 @@ static int parse_opts(int argc, char **argv, bool want_vm, struct cli_opts *o) {
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
+        static char sock_in_state_dir[108]; /* sun_path: longer cannot be a socket anyway */
+        bool socket_given = false;
         int c;
         *o = (struct cli_opts) { .socket = VMG_CTL_DEFAULT_PATH, .state_dir = VMG_CTL_DEFAULT_STATE_DIR };
         optind = 1;
         while ((c = getopt_long(argc, argv, "jS:s:h", opts, NULL)) != -1) {
                 switch (c) {
                 case 'j': o->json = true; break;
-                case 'S': o->socket = optarg; break;
+                case 'S': o->socket = optarg; socket_given = true; break;
                 case 's': o->state_dir = optarg; break;
                 case 'h': return 1;
                 default: return -EINVAL;
                 }
         }
+        /* vmguardd puts its socket in its state dir unless told otherwise: so do we. */
+        if (!socket_given && strcmp(o->state_dir, VMG_CTL_DEFAULT_STATE_DIR) != 0 &&
+            snprintf(sock_in_state_dir, sizeof sock_in_state_dir, "%s/control.sock", o->state_dir) <
+                    (int) sizeof sock_in_state_dir)
+                o->socket = sock_in_state_dir;
         if (want_vm) {
                 if (optind >= argc) {
                         fprintf(stderr, "vmguard explain: which guest? give its name or uuid\n");

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -328,7 +329,7 @@ int cmd_top(int argc, char **argv) {
                 { "socket", required_argument, NULL, 'S' }, { "state-dir", required_argument, NULL, 'D' },
                 {},
         };
-        bool once = false, json = false;
+        bool once = false, json = false, socket_given = false;
         double interval = 1.0;
         const char *uri = NULL;
         const char *socket_path = VMG_CTL_DEFAULT_PATH, *state_dir = VMG_CTL_DEFAULT_STATE_DIR;
@@ -358,12 +359,18 @@ int cmd_top(int argc, char **argv) {
                         }
                         extra[n_extra++] = (struct vmg_service){ .name = optarg, .kind = VMG_SERVICE_PROCESS, .match = optarg };
                         break;
-                case 'S': socket_path = optarg; break;
+                case 'S': socket_path = optarg; socket_given = true; break;
                 case 'D': state_dir = optarg; break;
                 case 'h': top_usage(stdout); return 0;
                 default: top_usage(stderr); return 2;
                 }
         }
+        /* vmguardd puts its socket in its state dir unless told otherwise: so do we. */
+        char sock_in_state_dir[108]; /* sun_path: longer cannot be a socket anyway */
+        if (!socket_given && strcmp(state_dir, VMG_CTL_DEFAULT_STATE_DIR) != 0 &&
+            snprintf(sock_in_state_dir, sizeof sock_in_state_dir, "%s/control.sock", state_dir) <
+                    (int) sizeof sock_in_state_dir)
+                socket_path = sock_in_state_dir;
 
         struct vmg_monitor *m = NULL;
         struct vmg_libvirt *lv = NULL;
