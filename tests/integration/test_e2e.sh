@@ -60,20 +60,11 @@ for c in $cases; do
 	p_calm=$(val dhcp_p90 "$calm") p_noise=$(val dhcp_p90 "$noise") p_guard=$(val dhcp_p90 "$guard")
 	check_num "$c: victim DHCP success with vmguard (%) [noise: $(val dhcp_pct "$noise")%]" "$(val dhcp_pct "$guard")" -eq 100
 	r_fix=$(ratio "$p_noise" "$p_guard") r_calm=$(ratio "$p_guard" "$p_calm")
-	if [ "$c" = bcast ]; then
-		# The flood's harm is large and its fix exact: issue 6's targets hold on a loaded
-		# machine too, so they are asserted.
-		check_num "$c: DHCP p90 without / with vmguard ($p_noise / $p_guard ms)" "$r_fix" -ge 3
-		check_num "$c: DHCP p90 with vmguard / calm ($p_guard / $p_calm ms)" "$r_calm" -le 1.5
-	else
-		# Disk cases: on this 2-core machine the harm of a TCG disk guest is 2-3.5x, not the
-		# 6-9x LAB-NOTES measured, and the figures swing with any other load; issue 6's
-		# targets (>= 3x better, <= 1.5x calm) were met in some runs and missed in others
-		# (docs/DEMO.md). Asserted here: vmguard makes the victim better; the targets are
-		# printed and judged in the issue, not counted as passed.
-		check_num "$c: vmguard improves the victim's DHCP p90 ($p_noise -> $p_guard ms)" "$r_fix" -gt 1
-		echo "# $c: issue 6 targets, reported: p90 without/with vmguard ${r_fix}x (target >= 3x), with vmguard/calm ${r_calm}x (target <= 1.5x)"
-	fi
+	# Issue 6's targets, in every case. Phase 3 (40 s) is long enough that the seconds of
+	# noise before the throttle, and writeback's dirty pages already on their way to the
+	# disk, are a small share of the victim's samples (docs/DEMO.md).
+	check_num "$c: DHCP p90 without / with vmguard ($p_noise / $p_guard ms)" "$r_fix" -ge 3
+	check_num "$c: DHCP p90 with vmguard / calm ($p_guard / $p_calm ms)" "$r_calm" -le 1.5
 	check_num "$c: throttled within two ticks of contention (ticks; $(val throttle_s "$ev") s after the noise started)" \
 		"$(val ticks_to_throttle "$ev")" -le 2
 	check_num "$c: released after the noise stopped (s)" "$(val release_s "$ev")" -ge 0
