@@ -1437,50 +1437,6 @@ static void policy_freep(struct vmg_policy **p) {
         vmg_policy_free(*p);
 }
 
-int vmg_policy_load_files(const char *host_file, const char *const *tenant_files,
-                          size_t n_tenant_files, struct vmg_policy **ret,
-                          struct vmg_policy_error *err) {
-        _cleanup_(policy_freep) struct vmg_policy *p = calloc(1, sizeof *p);
-        int r;
-
-        if (!p)
-                return set_error(err, -ENOMEM, host_file, 0, 0, "", "out of memory");
-        if (host_file) {
-                _cleanup_free_ char *buf = NULL;
-                size_t len;
-                r = read_file(host_file, &buf, &len, err);
-                if (r < 0)
-                        return r;
-                r = vmg_host_policy_parse(host_file, buf, len, &p->host, err);
-                if (r < 0)
-                        return r;
-        } else {
-                host_defaults(&p->host);
-        }
-        if (n_tenant_files > 0) {
-                p->tenants = calloc(n_tenant_files, sizeof *p->tenants);
-                if (!p->tenants)
-                        return set_error(err, -ENOMEM, tenant_files[0], 0, 0, "",
-                                         "out of memory");
-        }
-        for (size_t i = 0; i < n_tenant_files; i++) {
-                _cleanup_free_ char *buf = NULL;
-                size_t len;
-                r = read_file(tenant_files[i], &buf, &len, err);
-                if (r < 0)
-                        return r;
-                r = vmg_tenant_parse(tenant_files[i], buf, len, &p->tenants[p->n_tenants], err);
-                if (r < 0)
-                        return r;
-                p->n_tenants++;
-        }
-        r = check_claims(p->tenants, p->n_tenants, err);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(p);
-        return 0;
-}
-
 static int cmp_strp(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
@@ -1679,6 +1635,29 @@ static int psnap_parse(const struct psnap *s, struct vmg_policy **ret, struct vm
                 return r;
         *ret = TAKE_PTR(p);
         return 0;
+}
+
+/* An explicit list (`vmguard policy check FILE…`) is read once, as given: no directory to
+ * watch, the files are the admin's own working copies. */
+int vmg_policy_load_files(const char *host_file, const char *const *tenant_files,
+                          size_t n_tenant_files, struct vmg_policy **ret,
+                          struct vmg_policy_error *err) {
+        _cleanup_(psnap_done) struct psnap s = {};
+
+        if (host_file && (!(s.host.path = strdup(host_file)) || fsnap_read(&s.host) < 0))
+                goto oom;
+        if (n_tenant_files > 0) {
+                s.t = calloc(n_tenant_files, sizeof *s.t);
+                if (!s.t)
+                        goto oom;
+                s.n = n_tenant_files;
+        }
+        for (size_t i = 0; i < n_tenant_files; i++)
+                if (!(s.t[i].path = strdup(tenant_files[i])) || fsnap_read(&s.t[i]) < 0)
+                        goto oom;
+        return psnap_parse(&s, ret, err);
+oom:
+        return set_error(err, -ENOMEM, host_file, 0, 0, "", "out of memory");
 }
 
 /* An admin's editor or a config-management run rewrites several files one after another,
