@@ -11,7 +11,7 @@
 #include "tests/fixtures/fake_tree.h"
 #include "tests/harness.h"
 
-#define DOM "machine/qemu-7-web-1.libvirt-qemu"
+#define DOM FX_WEB1_DOM
 
 static const char *xml =
         "<domain type='qemu' id='7'><name>web-1</name>"
@@ -55,26 +55,7 @@ int main(void) {
                 return 1;
         }
         snprintf(mountinfo, sizeof mountinfo, "%s/mountinfo", proc);
-        fx_write(proc, "mountinfo", FX_MOUNTINFO_HYBRID);
-        fx_write(cg, "cpu/" DOM "/cpu.stat", FX_V1_CPU_STAT);
-        fx_write(cg, "cpu/" DOM "/cpu.cfs_quota_us", "-1\n");
-        fx_write(cg, "cpu/" DOM "/vcpu0/cpu.stat", FX_V1_CPU_STAT);
-        fx_mkdir(cg, "cpuacct");
-        fx_mkdir(cg, "systemd");
-        fx_mkdir(cg, "unified/" DOM "/vcpu0");
-        fx_write(proc, "pressure/cpu", FX_PRESSURE_CPU);
-        fx_write(proc, "pressure/memory", FX_PRESSURE_MEM);
-        fx_write(proc, "stat", FX_PROC_STAT);
-        fx_write(proc, "sys/kernel/task_delayacct", "1\n");
-        fx_write(proc, "4242/stat", FX_PID_STAT_PLAIN);
-        fx_write(proc, "4242/comm", "qemu-system-x86\n");
-        fx_write(proc, "4242/task/4242/comm", "qemu-system-x86\n");
-        fx_write(proc, "4242/task/4242/schedstat", "1000 0 1\n");
-        fx_write(proc, "4242/task/4250/comm", "CPU 0/TCG\n");
-        fx_write(proc, "777/comm", "dnsmasq\n");
-        fx_write(proc, "777/stat", FX_PID_STAT_PLAIN);
-        fx_write(proc, "777/task/777/comm", "dnsmasq\n");
-        fx_write(proc, "777/task/777/stat", FX_PID_STAT_PLAIN);
+        fx_libvirt_host(cg, proc);
         write_counters(cg, proc, 1000000, 0, 0, 0, 0, 1000);
 
         struct vmg_monitor_paths paths = {
