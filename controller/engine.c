@@ -38,6 +38,9 @@
  * starts from calm_for again. fail2ban's bantime.increment answers repeat offenders the same
  * way. */
 #define REPEAT_WINDOW_NS (600 * NSEC_PER_SEC)
+
+/* Ticks between two steps beyond which the time between is taken as unobserved. */
+#define GAP_TICKS 3
 #define REPEAT_MAX_STRIKES 3
 
 struct res_state {
@@ -617,6 +620,16 @@ static int restrict_move(const struct vmg_policy *p, const struct vmg_engine_inp
         return apply(l, vm, vs, r, c->kind, c->new_limit, true, in->now_ns, reason);
 }
 
+/* Counts of calm and of noise restart at now: see the gap in vmg_engine_step(). */
+static void restart_counts(struct vm_state *vs, uint64_t now) {
+        for (int r = 0; r < VMG_RES_COUNT; r++) {
+                if (vs->res[r].calm)
+                        vs->res[r].calm_since = now;
+                if (vs->res[r].suspect)
+                        vs->res[r].suspect_since = now;
+        }
+}
+
 static const struct vm_state *find_prev(const struct vmg_engine_state *prev, const char *uuid) {
         if (!prev)
                 return NULL;
@@ -674,6 +687,12 @@ int vmg_engine_step(const struct vmg_policy *p, const struct vmg_engine_state *p
         for (size_t i = 0; i < n_sig; i++)
                 append(s->contention, sizeof(s->contention), "%s%s", i ? "; " : "", sig[i].text);
 
+        /* A gap of several ticks (the daemon stopped or starved, the host suspended): what
+         * happened in it was not seen, so it must not count as calm (a release nobody
+         * watched for) nor as noise. */
+        bool gap = prev && prev->have_now && p->host.tick_ns > 0 &&
+                   in->now_ns - prev->now_ns > GAP_TICKS * p->host.tick_ns;
+
         /* Carry state over by uuid; VMs missing from the input drop out here. */
         for (size_t i = 0; i < in->n_vms; i++) {
                 const struct vmg_engine_vm *vm = &in->vms[i];
@@ -696,6 +715,8 @@ int vmg_engine_step(const struct vmg_policy *p, const struct vmg_engine_state *p
                 old = find_prev(prev, vm->uuid);
                 if (old) {
                         *vs = *old;
+                        if (gap)
+                                restart_counts(vs, in->now_ns);
                         if (old->tenant != tenant)
                                 /* A new owner's rules start from scratch; the limit stays so
                                  * reconcile() moves it to what the new tenant allows. */
