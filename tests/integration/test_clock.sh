@@ -54,7 +54,7 @@ on_exit rm_cgroups
 # when the parent is moved), and ends on its own after 150 s
 (exec bash -c 'while [ $SECONDS -lt 150 ]; do :; done') &
 BURN=$!
-on_exit stop "$BURN"
+on_exit stop "$BURN" "${HOG[@]}"
 make_guest() {
 	local h
 	for h in cpu unified; do
@@ -69,6 +69,18 @@ make_guest() {
 	echo "$BURN" >"$T/run/$DOM.pid"
 }
 check "synthetic guest $DOM: cgroups and a busy process" make_guest
+
+# Contention the whole time, whatever else the host does: three runnable loops on two cores
+# keep host PSI cpu "some" up (the guest's own quota stall is not counted, docs/ENGINE.md).
+# On a quiet host the guest could otherwise be calm for calm_for and released mid-test, and
+# the checks below would test the host's noise, not the clock. (What the engine does with the
+# unobserved time of a stop is tests/fixtures/traces/gap.trace.)
+HOG=()
+for _ in 1 2 3; do
+	sh -c 'while :; do :; done' &
+	HOG+=($!)
+	on_exit stop "${HOG[-1]}"
+done
 
 cat >"$T/host.json" <<'J'
 { "tick": "1s",
