@@ -29,7 +29,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,16 +67,6 @@ struct syn {
         unsigned n;
 };
 
-/* snprintf for paths built from bounded parts; a cut path fails its open() loudly, so
- * truncation needs no separate check here. */
-static void pathf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void pathf(char *buf, size_t size, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        (void) vsnprintf(buf, size, fmt, ap);
-        va_end(ap);
-}
-
 static void syn_destroy(struct syn *s) {
         if (s->g) {
                 /* All killed first: their exits overlap instead of each rmdir waiting for one. */
@@ -106,7 +95,7 @@ static int syn_create(struct syn *s, unsigned n) {
         s->host_ready = true;
         for (unsigned i = 0; i < n && !stop_requested; i++) {
                 char dir[SYNGUEST_DIR_MAX];
-                pathf(dir, sizeof(dir), "machine/qemu-%u-" SYN_NAME_FMT ".libvirt-qemu", SYN_ID_BASE + i, i);
+                synguest_pathf(dir, sizeof(dir), "machine/qemu-%u-" SYN_NAME_FMT ".libvirt-qemu", SYN_ID_BASE + i, i);
                 r = synguest_spawn(&s->host, dir, "qemu-bench", &s->g[i]);
                 if (r < 0)
                         return r;
@@ -130,7 +119,7 @@ static int syn_cleanup_leftovers(void) {
 static int syn_domxml(unsigned i, const char *tap_prefix, struct vmg_domxml **ret) {
         char tap_xml[256] = "";
         if (tap_prefix)
-                pathf(tap_xml, sizeof(tap_xml),
+                synguest_pathf(tap_xml, sizeof(tap_xml),
                          "<interface type='ethernet'><mac address='52:54:00:be:%02x:%02x'/>"
                          "<target dev='%s%04u' managed='no'/><model type='virtio'/></interface>",
                          (i >> 8) & 0xff, i & 0xff, tap_prefix, i);
@@ -190,7 +179,7 @@ static unsigned count_fds(void) {
 /* utime+stime of pid in clock ticks, 0 when unreadable. */
 static uint64_t pid_cpu_ticks(pid_t pid) {
         char path[64], buf[1024];
-        pathf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        synguest_pathf(path, sizeof(path), "/proc/%d/stat", (int) pid);
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return 0;

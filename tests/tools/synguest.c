@@ -43,10 +43,7 @@ static const char *const kids[] = { "vcpu0", "emulator" };
 
 static const char *root_of(const struct synguest_host *h) { return h->root ? h->root : "/sys/fs/cgroup"; }
 
-/* snprintf for paths built from bounded parts; a cut path fails its open()/mkdir()
- * loudly, so truncation needs no separate check here. */
-static void pathf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void pathf(char *buf, size_t size, const char *fmt, ...) {
+void synguest_pathf(char *buf, size_t size, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
         (void) vsnprintf(buf, size, fmt, ap);
@@ -81,8 +78,8 @@ static int copy_cpuset(const char *from_dir, const char *to_dir) {
         static const char *const files[] = { "cpuset.cpus", "cpuset.mems" };
         for (size_t f = 0; f < ARRAY_SIZE(files); f++) {
                 char from[512], to[512];
-                pathf(from, sizeof(from), "%s/%s", from_dir, files[f]);
-                pathf(to, sizeof(to), "%s/%s", to_dir, files[f]);
+                synguest_pathf(from, sizeof(from), "%s/%s", from_dir, files[f]);
+                synguest_pathf(to, sizeof(to), "%s/%s", to_dir, files[f]);
                 int r = copy_file(from, to);
                 if (r < 0)
                         return log_error_errno(r, "cannot copy %s to %s: %m", from, to);
@@ -128,33 +125,33 @@ static _Noreturn void child_main(int wfd, pid_t parent, const char *comm) {
 static int attach(const char *hdir, const struct synguest *g, enum attach how) {
         char path[512], pid[32], tid[32];
         int r;
-        pathf(pid, sizeof(pid), "%d", (int) g->pid);
-        pathf(tid, sizeof(tid), "%d", (int) g->vcpu_tid);
+        synguest_pathf(pid, sizeof(pid), "%d", (int) g->pid);
+        synguest_pathf(tid, sizeof(tid), "%d", (int) g->vcpu_tid);
         switch (how) {
         case ATTACH_PROCS:
-                pathf(path, sizeof(path), "%s/%s/cgroup.procs", hdir, g->dir);
+                synguest_pathf(path, sizeof(path), "%s/%s/cgroup.procs", hdir, g->dir);
                 return write_str(path, pid);
         case ATTACH_V1_THREADS:
-                pathf(path, sizeof(path), "%s/%s/emulator/tasks", hdir, g->dir);
+                synguest_pathf(path, sizeof(path), "%s/%s/emulator/tasks", hdir, g->dir);
                 if ((r = write_str(path, pid)) < 0)
                         return r;
-                pathf(path, sizeof(path), "%s/%s/vcpu0/tasks", hdir, g->dir);
+                synguest_pathf(path, sizeof(path), "%s/%s/vcpu0/tasks", hdir, g->dir);
                 return write_str(path, tid);
         case ATTACH_V2_THREADS:
                 /* A process enters the threaded domain first; then its threads are spread
                  * over the threaded children, as libvirt does. */
-                pathf(path, sizeof(path), "%s/%s/cgroup.procs", hdir, g->dir);
+                synguest_pathf(path, sizeof(path), "%s/%s/cgroup.procs", hdir, g->dir);
                 if ((r = write_str(path, pid)) < 0)
                         return r;
                 for (size_t k = 0; k < ARRAY_SIZE(kids); k++) {
-                        pathf(path, sizeof(path), "%s/%s/%s/cgroup.type", hdir, g->dir, kids[k]);
+                        synguest_pathf(path, sizeof(path), "%s/%s/%s/cgroup.type", hdir, g->dir, kids[k]);
                         if ((r = write_str(path, "threaded")) < 0)
                                 return r;
                 }
-                pathf(path, sizeof(path), "%s/%s/emulator/cgroup.threads", hdir, g->dir);
+                synguest_pathf(path, sizeof(path), "%s/%s/emulator/cgroup.threads", hdir, g->dir);
                 if ((r = write_str(path, pid)) < 0)
                         return r;
-                pathf(path, sizeof(path), "%s/%s/vcpu0/cgroup.threads", hdir, g->dir);
+                synguest_pathf(path, sizeof(path), "%s/%s/vcpu0/cgroup.threads", hdir, g->dir);
                 return write_str(path, tid);
         }
         return -EINVAL;
@@ -166,21 +163,21 @@ static int make_dirs(struct synguest_host *h, struct synguest *g) {
         for (size_t i = 0; i < SYNGUEST_N_HIERS; i++) {
                 if (!h->present[i])
                         continue;
-                pathf(hdir, sizeof(hdir), "%s/%s", root_of(h), hiers[i].h);
-                pathf(path, sizeof(path), "%s/%s", hdir, g->dir);
+                synguest_pathf(hdir, sizeof(hdir), "%s/%s", root_of(h), hiers[i].h);
+                synguest_pathf(path, sizeof(path), "%s/%s", hdir, g->dir);
                 if (mkdir(path, 0755) < 0)
                         return log_error_errno(errno, "cannot create cgroup %s: %m", path);
                 g->made[i] = true;
                 if (hiers[i].cpuset) {
                         char mdir[512];
-                        pathf(mdir, sizeof(mdir), "%s/machine", hdir);
+                        synguest_pathf(mdir, sizeof(mdir), "%s/machine", hdir);
                         if ((r = copy_cpuset(mdir, path)) < 0)
                                 return r;
                 }
                 if (hiers[i].children)
                         for (size_t k = 0; k < ARRAY_SIZE(kids); k++) {
                                 char kid[600];
-                                pathf(kid, sizeof(kid), "%s/%s", path, kids[k]);
+                                synguest_pathf(kid, sizeof(kid), "%s/%s", path, kids[k]);
                                 if (mkdir(kid, 0755) < 0)
                                         return log_error_errno(errno, "cannot create cgroup %s: %m", kid);
                                 if (hiers[i].cpuset && (r = copy_cpuset(path, kid)) < 0)
@@ -210,11 +207,11 @@ static int remove_dir_tree(const char *hdir, const char *dir) {
         char path[512];
         int r = 0;
         for (size_t k = 0; k < ARRAY_SIZE(kids); k++) {
-                pathf(path, sizeof(path), "%s/%s/%s", hdir, dir, kids[k]);
+                synguest_pathf(path, sizeof(path), "%s/%s/%s", hdir, dir, kids[k]);
                 if (access(path, F_OK) == 0 && rmdir_patient(path) < 0)
                         r = -EBUSY;
         }
-        pathf(path, sizeof(path), "%s/%s", hdir, dir);
+        synguest_pathf(path, sizeof(path), "%s/%s", hdir, dir);
         if (rmdir_patient(path) < 0)
                 r = -EBUSY;
         return r;
@@ -225,16 +222,16 @@ int synguest_host_init(struct synguest_host *h, const char *root) {
         h->root = root;
         for (size_t i = 0; i < SYNGUEST_N_HIERS; i++) {
                 char path[256];
-                pathf(path, sizeof(path), "%s/%s", root_of(h), hiers[i].h);
+                synguest_pathf(path, sizeof(path), "%s/%s", root_of(h), hiers[i].h);
                 h->present[i] = access(path, F_OK) == 0;
                 if (!h->present[i])
                         continue;
-                pathf(path, sizeof(path), "%s/%s/machine", root_of(h), hiers[i].h);
+                synguest_pathf(path, sizeof(path), "%s/%s/machine", root_of(h), hiers[i].h);
                 if (mkdir(path, 0755) == 0) {
                         h->made_machine[i] = true;
                         if (hiers[i].cpuset) {
                                 char hdir[256];
-                                pathf(hdir, sizeof(hdir), "%s/%s", root_of(h), hiers[i].h);
+                                synguest_pathf(hdir, sizeof(hdir), "%s/%s", root_of(h), hiers[i].h);
                                 int r = copy_cpuset(hdir, path);
                                 if (r < 0)
                                         return r;
@@ -249,7 +246,7 @@ void synguest_host_done(struct synguest_host *h) {
         for (size_t i = 0; i < SYNGUEST_N_HIERS; i++)
                 if (h->made_machine[i]) {
                         char path[256];
-                        pathf(path, sizeof(path), "%s/%s/machine", root_of(h), hiers[i].h);
+                        synguest_pathf(path, sizeof(path), "%s/%s/machine", root_of(h), hiers[i].h);
                         /* Someone else's guest may live there by now: theirs to keep. */
                         if (rmdir(path) < 0 && errno != EBUSY && errno != ENOTEMPTY)
                                 log_warning_errno(errno, "cannot remove %s: %m", path);
@@ -306,15 +303,15 @@ int synguest_rename(struct synguest_host *h, struct synguest *g, const char *new
         for (size_t i = 0; i < SYNGUEST_N_HIERS; i++) {
                 if (!g->made[i])
                         continue;
-                pathf(from, sizeof(from), "%s/%s/%s", root_of(h), hiers[i].h, g->dir);
-                pathf(to, sizeof(to), "%s/%s/%s", root_of(h), hiers[i].h, newdir);
+                synguest_pathf(from, sizeof(from), "%s/%s/%s", root_of(h), hiers[i].h, g->dir);
+                synguest_pathf(to, sizeof(to), "%s/%s/%s", root_of(h), hiers[i].h, newdir);
                 if (rename(from, to) < 0) {
                         int r = log_error_errno(errno, "cannot rename cgroup %s to %s: %m", from, to);
                         for (size_t j = 0; j < i; j++) {
                                 if (!g->made[j])
                                         continue;
-                                pathf(from, sizeof(from), "%s/%s/%s", root_of(h), hiers[j].h, g->dir);
-                                pathf(to, sizeof(to), "%s/%s/%s", root_of(h), hiers[j].h, newdir);
+                                synguest_pathf(from, sizeof(from), "%s/%s/%s", root_of(h), hiers[j].h, g->dir);
+                                synguest_pathf(to, sizeof(to), "%s/%s/%s", root_of(h), hiers[j].h, newdir);
                                 (void) rename(to, from);
                         }
                         return r;
@@ -335,7 +332,7 @@ int synguest_kill(struct synguest_host *h, struct synguest *g) {
                 if (!g->made[i])
                         continue;
                 char hdir[256];
-                pathf(hdir, sizeof(hdir), "%s/%s", root_of(h), hiers[i].h);
+                synguest_pathf(hdir, sizeof(hdir), "%s/%s", root_of(h), hiers[i].h);
                 if (remove_dir_tree(hdir, g->dir) < 0)
                         r = -EBUSY;
         }
@@ -348,8 +345,8 @@ static int for_each_leftover(struct synguest_host *h, const char *match, bool re
         int n = 0, r = 0;
         for (size_t i = 0; i < SYNGUEST_N_HIERS; i++) {
                 char hdir[256], mdir[300];
-                pathf(hdir, sizeof(hdir), "%s/%s", root_of(h), hiers[i].h);
-                pathf(mdir, sizeof(mdir), "%s/machine", hdir);
+                synguest_pathf(hdir, sizeof(hdir), "%s/%s", root_of(h), hiers[i].h);
+                synguest_pathf(mdir, sizeof(mdir), "%s/machine", hdir);
                 DIR *d = opendir(mdir);
                 if (!d)
                         continue;
@@ -362,7 +359,7 @@ static int for_each_leftover(struct synguest_host *h, const char *match, bool re
                                 continue;
                         }
                         char dir[400];
-                        pathf(dir, sizeof(dir), "machine/%s", de->d_name);
+                        synguest_pathf(dir, sizeof(dir), "machine/%s", de->d_name);
                         if (remove_dir_tree(hdir, dir) < 0)
                                 r = -EBUSY;
                         else

@@ -55,3 +55,7 @@ int synguest_cleanup_leftovers(struct synguest_host *h, const char *match);
 
 /* How many machine/qemu-*<match>* directories exist, summed over hierarchies. */
 int synguest_count_dirs(struct synguest_host *h, const char *match);
+
+/* snprintf for paths built from bounded parts; a cut path fails its open()/mkdir() loudly,
+ * so callers need no separate truncation check. */
+void synguest_pathf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -300,13 +300,7 @@ static int units_check(void *ud, int r) {
 /* ---------------------------------------------------------------- monitor */
 
 #define DOM FX_WEB1_DOM
-static const char *mon_xml =
-        "<domain type='qemu' id='7'><name>web-1</name>"
-        "<uuid>0f8fad5b-d9cb-469f-a165-70867728950e</uuid>"
-        "<metadata><vg:tenant xmlns:vg='urn:vmguard:tenant:1'>acme</vg:tenant></metadata>"
-        "<vcpu>1</vcpu><devices>"
-        "<interface type='ethernet'><target dev='vmgtest-none0'/><model type='virtio'/></interface>"
-        "</devices></domain>";
+static const char *mon_xml = FX_WEB1_XML;
 
 static void write_counters(const char *cg, const char *proc, unsigned long usage_usec,
                            unsigned long wbytes, unsigned long long psi_io_us) {
