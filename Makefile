@@ -76,8 +76,10 @@ check:
 	./lab/deps.sh
 	$(MAKE) --no-print-directory run-tests
 
+# `make run-tests BUILD_ONLY=1` builds what the tests need and runs none: an integration test
+# run alone (bash tests/integration/test_X.sh) calls it through tests/integration/lib.sh.
 run-tests: $(PROGRAMS) $(UNIT_TESTS)
-	BUILD=$(BUILD) ./tests/run.sh $(UNIT_TESTS)
+	$(if $(BUILD_ONLY),@true,BUILD=$(BUILD) VMG_TEST_PREPARED=1 ./tests/run.sh $(UNIT_TESTS))
 
 unit: $(PROGRAMS) $(UNIT_TESTS)
 	BUILD=$(BUILD) ./tests/run.sh --unit-only $(UNIT_TESTS)

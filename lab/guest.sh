@@ -117,8 +117,11 @@ create() {
 
 	need_root
 	need_cmd virsh ip
-	[ -s "$VMG_LAB_CACHE/vmlinuz" ] && [ -s "$VMG_LAB_CACHE/initrd.img" ] ||
-		die "no guest image in $VMG_LAB_CACHE (run lab/image.sh)"
+	# On a fresh machine the first guest builds the image (cached, ~10-40 s) instead of
+	# failing: no test or demo step may depend on another having run first.
+	if ! [ -s "$VMG_LAB_CACHE/vmlinuz" ] || ! [ -s "$VMG_LAB_CACHE/initrd.img" ]; then
+		"$VMG_LAB_DIR/image.sh" >/dev/null || die "no guest image in $VMG_LAB_CACHE and lab/image.sh failed"
+	fi
 	[ -s "$initrd" ] || die "--initrd $initrd: no such file or empty"
 	libvirt_answers || die "libvirtd does not answer on $VMG_LAB_URI (run lab/libvirtd.sh start)"
 	if [ "$nic" = 1 ]; then

@@ -31,8 +31,14 @@ pick_kernel() {
 	fi
 	p=$(apt-cache pkgnames linux-image-6.1.0- 2>/dev/null |
 		grep -E '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' | sort -V | tail -n 1 || true)
+	if [ -z "$p" ] && [ "$(id -u)" -eq 0 ]; then
+		# A fresh machine may have no apt lists yet (deps.sh updates only when it installs).
+		apt-get update -qq >/dev/null 2>&1 || true
+		p=$(apt-cache pkgnames linux-image-6.1.0- 2>/dev/null |
+			grep -E '^linux-image-6\.1\.0-[0-9]+-cloud-amd64$' | sort -V | tail -n 1 || true)
+	fi
 	if [ -z "$p" ]; then
-		# No apt lists (fresh container): fall back on a .deb already in the cache.
+		# No apt lists and no network: fall back on a .deb already in the cache.
 		p=$(ls "$VMG_LAB_CACHE"/debs/ 2>/dev/null |
 			sed -nE 's/^(linux-image-6\.1\.0-[0-9]+-cloud-amd64)_.*\.deb$/\1/p' | sort -V | tail -n 1)
 	fi
@@ -41,6 +47,9 @@ pick_kernel() {
 }
 
 mkdir -p "$VMG_LAB_CACHE/debs"
+# Tests and demos may build at the same time: one builds, the others wait and find it done.
+exec 8>"$VMG_LAB_CACHE/.lock"
+flock 8
 kpkg=$(pick_kernel)
 kver=$(apt-cache policy "$kpkg" 2>/dev/null | awk '/Candidate:/ {print $2}')
 if [ -z "$kver" ] || [ "$kver" = "(none)" ]; then

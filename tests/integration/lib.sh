@@ -15,6 +15,8 @@ T_FINISHED=0
 # Repository root, so tests can call ./lab/... and ./build/... from anywhere.
 T_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
+. "$T_ROOT/tests/integration/prepare.sh"
+
 t_pass() { T_PASSED=$((T_PASSED + 1)); echo "ok - $1"; }
 t_fail() { T_FAILED=$((T_FAILED + 1)); echo "not ok - $1"; }
 
@@ -109,3 +111,9 @@ finish() {
 	[ $T_FAILED -eq 0 ] || exit 1
 	exit 0
 }
+
+# need_libvirtd: libvirtd answers on the lab URI (started by lab/libvirtd.sh when it does not).
+# need_lab_image: the lab guest's kernel and initramfs are built (lab/image.sh, cached).
+# Each is a check, so a machine that cannot provide them fails loudly instead of skipping.
+need_libvirtd() { check "libvirtd answers (lab/libvirtd.sh start)" "$T_ROOT/lab/libvirtd.sh" start; }
+need_lab_image() { check "lab guest image built (lab/image.sh)" "$T_ROOT/lab/image.sh"; }

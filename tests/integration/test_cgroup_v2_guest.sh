@@ -31,8 +31,8 @@ destroy_mine() {
 }
 on_exit destroy_mine
 
-check "libvirtd started" ./lab/libvirtd.sh start
-check "lab guest image built" ./lab/image.sh
+need_libvirtd
+need_lab_image
 # The top Makefile includes */*.mk only, so the fragment is named here (it guards against
 # being read twice once the Makefile includes it too).
 if [ "${BUILD:-build}" = build-asan ]; then

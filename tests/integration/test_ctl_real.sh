@@ -27,7 +27,7 @@ on_exit stop_daemon
 real=0
 if [ -x "$VMGD" ] && "$VMGD" --help 2>&1 | grep -q -- '--socket'; then
 	real=1
-	check "libvirtd started" ./lab/libvirtd.sh start
+	need_libvirtd
 	"$VMGD" --dry-run --state-dir "$T" --host policies/examples/host.json \
 		--tenants policies/examples/tenants.d --socket "$SOCK" >"$T/daemon.log" 2>&1 &
 	DPID=$!

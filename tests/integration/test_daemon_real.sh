@@ -23,8 +23,8 @@ on_exit rm -rf "$tmp"
 on_exit ./lab/guest.sh destroy "$GCPU"
 on_exit ./lab/guest.sh destroy "$GDISK"
 on_exit ./lab/net.sh down "$VMG_LAB_NS"
-check "libvirtd started" ./lab/libvirtd.sh start
-check "guest image built" ./lab/image.sh
+need_libvirtd
+need_lab_image
 
 mkdir -p "$tmp/tenants" "$tmp/state"
 # Contention: host CPU or I/O pressure, or the fsync victim's I/O wait; damping shortened so

@@ -17,8 +17,8 @@ on_exit ./lab/guest.sh destroy ${P}idle
 on_exit ./lab/guest.sh destroy ${P}cpu
 on_exit ./lab/guest.sh destroy ${P}disk
 on_exit ./lab/guest.sh destroy ${P}net
-check "libvirtd started" ./lab/libvirtd.sh start
-check "guest image built" ./lab/image.sh
+need_libvirtd
+need_lab_image
 check "lab network up" ./lab/net.sh up "$VMG_LAB_NS"
 
 vm() { # JSON FILE, DOMAIN NAME, jq expression on that VM

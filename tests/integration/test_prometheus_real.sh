@@ -153,7 +153,7 @@ wait_for() {
 mport=$(free_port) && pport=$(free_port) || { t_fail "free ports on 127.0.0.1"; finish; }
 [ "$mport" != "$pport" ] || pport=$((mport + 1))
 
-check "libvirtd started" ./lab/libvirtd.sh start
+need_libvirtd
 mkdir -p "$tmp/state"
 dargs=(--dry-run --state-dir "$tmp/state" --host policies/examples/host.json --tenants policies/examples/tenants.d)
 if "$D" --help 2>&1 | grep -q -- '--metrics'; then

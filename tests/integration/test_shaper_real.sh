@@ -11,6 +11,7 @@
 # If lab/guest.sh exists and a lab guest's tap is up in netns vmglab, shapes it too.
 set -u
 cd "$(dirname "$0")/../.."
+. tests/integration/prepare.sh
 
 if [ "$(id -u)" -ne 0 ]; then
         echo "skip: needs root (network namespaces, tc)"
