@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/macros.h"
 #include "controller/engine.h"
@@ -62,7 +63,8 @@ struct trace {
         uint64_t now;
         struct block_action acts[MAX_BLOCK_ACTIONS];
         size_t n_acts;
-        size_t n_expects; /* in the whole trace: a trace with none gets invariants only */
+        size_t n_expects; /* in the whole trace, counted before the replay: a trace with
+                           * none gets invariants only */
         size_t n_ticks;
 };
 
@@ -477,7 +479,6 @@ static bool line_expect(struct trace *t, char **tok, size_t n, const char *rest_
         int kind, r;
         struct tvm *vm;
 
-        t->n_expects++;
         if (n >= 3 && strcmp(tok[1], "contended") == 0) {
                 const char *why;
                 bool want = strcmp(tok[2], "yes") == 0;
@@ -549,6 +550,23 @@ static int tokenize(char *line, char **tok, size_t max) {
         return (int) n;
 }
 
+/* The expect lines of a whole trace. Counted before the first tick: a count of those read so
+ * far would leave every action before the first expect unchecked (a throttle at tick 0
+ * followed by "expect contended no" passed). */
+static size_t count_expects(const char *text) {
+        size_t n = 0;
+
+        for (const char *line = text; line && *line;) {
+                const char *w = line + strspn(line, " \t");
+                if (strncmp(w, "expect", 6) == 0 && (w[6] == ' ' || w[6] == '\t'))
+                        n++;
+                line = strchr(line, '\n');
+                if (line)
+                        line++;
+        }
+        return n;
+}
+
 /* Replays one trace text. Returns the number of ticks run, or -1 on a format error. */
 static long run_trace(const char *name, char *text) {
         _cleanup_free_ struct trace *t = calloc(1, sizeof(*t));
@@ -561,6 +579,7 @@ static long run_trace(const char *name, char *text) {
         t->pol.tenants = t->tenants;
         t->pol.host.services = t->services;
         t->interval_s = 1;
+        t->n_expects = count_expects(text);
         while (next && ok) {
                 char *line = next, *nl = strchr(line, '\n');
                 char copy[4096], *tok[256], *rest3 = NULL;
@@ -793,12 +812,50 @@ static void api_cases(void) {
         vmg_engine_state_free(s0);
 }
 
+/* Mutants the replay must reject: a trace that passes with a wrong action proves nothing.
+ * Each runs with its failure messages silenced; the check is that it failed at all. */
+static const struct {
+        const char *what;
+        const char *text;
+} mutants[] = {
+        { "a throttle in the trace's first tick, before any expect line",
+          "host psi_io_some=0.10 min_hold=10s step_down=0.5 step_up=2\n"
+          "rule acme disk_write noisy_above=40M noisy_for=0s throttle_to=20M floor=5M calm_for=30s\n"
+          "vm web-3 acme\n"
+          "tick 0s web-3.disk_write=180M psi_io=0.5\n"
+          "tick 1s..5s web-3.disk_write=1M psi_io=0.01\n"
+          "expect contended no\n" },
+};
+
+static void mutant_cases(void) {
+        for (size_t i = 0; i < ARRAY_SIZE(mutants); i++) {
+                _cleanup_free_ char *text = strdup(mutants[i].text);
+                int saved_failed = t_failed, saved_passed = t_passed, err = dup(STDERR_FILENO);
+                long ticks;
+
+                T_CASE(mutants[i].what);
+                if (!text || err < 0 || !freopen("/dev/null", "w", stderr)) {
+                        CHECK_MSG(false, "cannot set up the mutant: %m");
+                        continue;
+                }
+                ticks = run_trace("mutant.trace", text);
+                int caught = t_failed - saved_failed;
+                fflush(stderr);
+                (void) dup2(err, STDERR_FILENO);
+                close(err);
+                t_failed = saved_failed;
+                t_passed = saved_passed;
+                CHECK_MSG(ticks > 0 && caught > 0, "mutant passed the replay (%ld ticks): %s", ticks, mutants[i].what);
+        }
+}
+
 int main(int argc, char **argv) {
         const char *dir = argc > 1 ? argv[1] : getenv("VMG_TRACE_DIR");
 
         if (!dir)
                 dir = "tests/fixtures/traces";
         api_cases();
+        mutant_cases();
         for (size_t i = 0; i < ARRAY_SIZE(required); i++) {
                 char path[512];
                 _cleanup_free_ char *text = NULL;
