@@ -689,9 +689,11 @@ int vmg_engine_step(const struct vmg_policy *p, const struct vmg_engine_state *p
 
         /* A gap of several ticks (the daemon stopped or starved, the host suspended): what
          * happened in it was not seen, so it must not count as calm (a release nobody
-         * watched for) nor as noise. */
-        bool gap = prev && prev->have_now && p->host.tick_ns > 0 &&
-                   in->now_ns - prev->now_ns > GAP_TICKS * p->host.tick_ns;
+         * watched for) nor as noise. The tick is the one the daemon runs at: with --tick 4s
+         * over a 1 s policy tick, judging by the policy's made every step a gap, so no count
+         * ever reached noisy_for and nothing was throttled. */
+        uint64_t tick = in->tick_ns ? in->tick_ns : p->host.tick_ns;
+        bool gap = prev && prev->have_now && tick > 0 && in->now_ns - prev->now_ns > GAP_TICKS * tick;
 
         /* Carry state over by uuid; VMs missing from the input drop out here. */
         for (size_t i = 0; i < in->n_vms; i++) {

@@ -27,6 +27,7 @@ struct vmg_engine_service {
 
 struct vmg_engine_input {
         uint64_t now_ns; /* CLOCK_MONOTONIC of this tick; must not go backwards */
+        uint64_t tick_ns; /* the tick the caller runs at (vmguardd --tick); 0 = policy->host.tick_ns */
         struct vmg_host_rates host;
         const struct vmg_engine_service *services;
         size_t n_services;

@@ -848,7 +848,7 @@ int vmg_manager_tick(struct vmg_manager *m, uint64_t now_ns) {
                         esv[ks].rates.probe_latency_ms = vmg_prober_latency_ms(m->probers[i]);
                 ks++;
         }
-        struct vmg_engine_input in = { .now_ns = now_ns, .services = esv, .n_services = ks,
+        struct vmg_engine_input in = { .now_ns = now_ns, .tick_ns = m->tick_ns, .services = esv, .n_services = ks,
                                        .vms = evms, .n_vms = k };
         if (!vmg_monitor_host_rates(m->mon, &in.host))
                 memset(&in.host, 0, sizeof in.host);

@@ -58,6 +58,7 @@ struct trace {
         size_t n_vms;
         struct vmg_host_rates host;
         double interval_s;
+        uint64_t daemon_tick_ns; /* the input's tick_ns (vmguardd --tick), 0 = the policy's */
         struct vmg_engine_state *st;
         bool ticked;
         uint64_t now;
@@ -271,6 +272,8 @@ static bool tick_field(struct trace *t, char *kv) {
                 t->interval_s = (double) ns / 1e9;
                 return true;
         }
+        if (strcmp(k, "daemon_tick") == 0)
+                return parse_time(v, &t->daemon_tick_ns) == 0 ? true : fail_at(t, "bad daemon_tick", v);
         unset = strcmp(v, "-") == 0;
         if (!unset && parse_num(v, &d) < 0)
                 return fail_at(t, "bad value", v);
@@ -392,7 +395,8 @@ static bool run_ticks(struct trace *t, uint64_t from, uint64_t to, uint64_t step
         for (uint64_t now = from; now <= to; now += step) {
                 struct vmg_engine_vm vms[MAX_VMS];
                 struct vmg_engine_service svcs[MAX_SERVICES];
-                struct vmg_engine_input in = { .now_ns = now, .host = t->host, .vms = vms, .services = svcs };
+                struct vmg_engine_input in = { .now_ns = now, .tick_ns = t->daemon_tick_ns, .host = t->host,
+                                               .vms = vms, .services = svcs };
                 _cleanup_free_ struct vmg_action *a = NULL;
                 struct vmg_engine_state *st = NULL;
                 size_t n = 0;
@@ -661,6 +665,7 @@ static const struct {
         { "caps.trace", "hard caps applied once at sight and held through throttle and release" },
         { "fairness.trace", "one tenant's rule never touches another's VM; unmanaged never limited" },
         { "steal.trace", "another guest's steal is contention, a guest's own steal is not" },
+        { "daemon_tick.trace", "vmguardd --tick overrides the policy's tick in the gap rule" },
 };
 
 /* The API's contracts on struct literals: argument errors, purity, uuid handling, policy
