@@ -314,18 +314,29 @@ static bool tick_field(struct trace *t, char *kv) {
         default: break;
         }
         if (strcmp(f, "steal") == 0) rt->vcpu_delay_frac = d, rt->vcpu_delay_valid = !unset;
+        else if (strcmp(f, "throttled") == 0) rt->cpu_throttled_time_frac = unset ? 0 : d;
         else if (strcmp(f, "reset") == 0) rt->reset = d != 0;
         else if (strcmp(f, "gone") == 0) vm->gone = d != 0;
         else return fail_at(t, "unknown vm field", f);
         return true;
 }
 
+/* Seconds per second a guest's own CFS quota held it back (cpu.stat throttled time), as the
+ * policy's words define it: only with a valid CPU figure, at most 1. */
+static double oracle_quota(const struct vmg_vm_rates *rt) {
+        return rt->cpu_valid && !rt->reset && rt->cpu_throttled_time_frac > 0 ? fmin(rt->cpu_throttled_time_frac, 1) : 0;
+}
+
 /* The contention oracle, written from the policy's words independently of the engine: is
- * anyone other than VM `self` (input index, or -1 for nobody) hurting? */
+ * anyone other than VM `self` (input index, or -1 for nobody) hurting? Quota stall is no
+ * harm: the largest guest quota stall comes off host PSI cpu, a guest's own off its steal. */
 static bool oracle_contended(const struct vmg_policy *p, const struct vmg_engine_input *in, long self) {
         const struct vmg_host_policy *h = &p->host;
+        double stall = 0;
+        for (size_t i = 0; i < in->n_vms; i++)
+                stall = fmax(stall, oracle_quota(&in->vms[i].rates));
         if (in->host.psi_valid && ((h->psi_io_some > 0 && in->host.psi_io_some > h->psi_io_some) ||
-                                   (h->psi_cpu_some > 0 && in->host.psi_cpu_some > h->psi_cpu_some)))
+                                   (h->psi_cpu_some > 0 && in->host.psi_cpu_some - stall > h->psi_cpu_some)))
                 return true;
         for (size_t i = 0; i < in->n_services; i++) {
                 const struct vmg_service *s = &h->services[in->services[i].policy_index];
@@ -340,7 +351,8 @@ static bool oracle_contended(const struct vmg_policy *p, const struct vmg_engine
         }
         for (size_t i = 0; i < in->n_vms; i++)
                 if ((long) i != self && h->vm_steal > 0 && !in->vms[i].rates.reset &&
-                    in->vms[i].rates.vcpu_delay_valid && in->vms[i].rates.vcpu_delay_frac > h->vm_steal)
+                    in->vms[i].rates.vcpu_delay_valid &&
+                    in->vms[i].rates.vcpu_delay_frac - oracle_quota(&in->vms[i].rates) > h->vm_steal)
                         return true;
         return false;
 }
@@ -665,6 +677,7 @@ static const struct {
         { "caps.trace", "hard caps applied once at sight and held through throttle and release" },
         { "fairness.trace", "one tenant's rule never touches another's VM; unmanaged never limited" },
         { "steal.trace", "another guest's steal is contention, a guest's own steal is not" },
+        { "self_throttle.trace", "throttled guests' quota waits are not contention: released calm_for (x strikes) after the victim is fine" },
         { "daemon_tick.trace", "vmguardd --tick overrides the policy's tick in the gap rule" },
 };
 
