@@ -76,13 +76,47 @@ struct vmg_engine_state {
         struct vm_state *vms;
 };
 
+/* Kinds of harm a signal shows, and a lever can undo. Measured on the development host with
+ * real TCG guests: a disk writer's harm reached dnsmasq as I/O wait (its lease fsync waits
+ * behind the writes; host PSI io some ~1 ms/s calm, 100-250 ms/s under disk noise) while its
+ * run delay barely moved, and a disk limit fixed it (20 MB/s write_bps: DHCP exchange p90
+ * back to ~1.2x calm); a busy vCPU in its own cgroup barely hurt a host service (CFS group
+ * scheduling) but shows as other guests' vCPU wait, which a CPU quota fixes; a broadcast flood
+ * stopped another guest's DHCP and a 10 Mbit shaper on the flooder's transmit brought it back,
+ * its harm travelling as CPU work (the bridge copies every frame, each QEMU handles it) and
+ * never through the disk. So a CPU signal alone does not justify a disk limit, nor an I/O
+ * signal a CPU quota. A probe's latency is the victim's whole experience and may come from
+ * any of them: it justifies every lever. */
+enum {
+        HARM_CPU = 1 << 0,
+        HARM_IO = 1 << 1,
+        HARM_NET = 1 << 2,
+        HARM_ANY = HARM_CPU | HARM_IO | HARM_NET,
+};
+
 /* One reason the host counts as contended, and whose harm it is: victim is the input index
  * of the VM that suffers, or -1 for the host and its services. A VM's own steal never makes
- * it a noisy neighbour's victim of itself. */
+ * it a noisy neighbour's victim of itself. harm: the HARM_* kinds it shows. */
 struct signal {
         int victim;
+        unsigned harm;
         char text[160];
 };
+
+/* The harm a limit on r can undo (see HARM_*). */
+static unsigned harm_fixed_by(enum vmg_resource r) {
+        switch (r) {
+        case VMG_RES_CPU: return HARM_CPU;
+        case VMG_RES_DISK_READ_BPS:
+        case VMG_RES_DISK_WRITE_BPS:
+        case VMG_RES_DISK_READ_IOPS:
+        case VMG_RES_DISK_WRITE_IOPS: return HARM_IO;
+        case VMG_RES_NET_RX_BPS:
+        case VMG_RES_NET_TX_BPS: return HARM_NET | HARM_CPU;
+        case VMG_RES_COUNT: break;
+        }
+        return 0;
+}
 
 struct action_list {
         struct vmg_action *a;
@@ -287,24 +321,34 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                 ps = &h->services[es->policy_index];
                 name = es->name ? es->name : ps->name ? ps->name : "service";
 
-                /* One signal per service (its worst-judged symptom first): the reason names a
-                 * service once, and counting signals means counting victims. */
+                /* One signal per service naming each symptom over its threshold: the reason
+                 * names a service once (counting signals means counting victims), and its
+                 * harm is every kind those symptoms show. */
+                sig[n].text[0] = 0;
+                sig[n].harm = 0;
                 if (ps->max_run_delay_ms > 0 && finite_nonneg(sr->run_delay_avg_ms) &&
                     sr->run_delay_avg_ms > ps->max_run_delay_ms) {
-                        snprintf(sig[n].text, sizeof(sig[n].text), "%s run-queue delay %s > %s",
-                                 name, fmt_ms(sr->run_delay_avg_ms, a, sizeof(a)),
-                                 fmt_ms(ps->max_run_delay_ms, b, sizeof(b)));
-                } else if (ps->max_io_delay_frac > 0 && sr->blkio_delay_valid &&
-                           finite_nonneg(sr->blkio_delay_frac) &&
-                           sr->blkio_delay_frac > ps->max_io_delay_frac) {
-                        snprintf(sig[n].text, sizeof(sig[n].text), "%s I/O wait %.0f%% > %.0f%%",
-                                 name, sr->blkio_delay_frac * 100, ps->max_io_delay_frac * 100);
-                } else if (ps->max_probe_latency_ms > 0 && finite_nonneg(sr->probe_latency_ms) &&
-                           sr->probe_latency_ms > ps->max_probe_latency_ms) {
-                        snprintf(sig[n].text, sizeof(sig[n].text), "%s probe latency %s > %s",
-                                 name, fmt_ms(sr->probe_latency_ms, a, sizeof(a)),
-                                 fmt_ms(ps->max_probe_latency_ms, b, sizeof(b)));
-                } else
+                        append(sig[n].text, sizeof(sig[n].text), "%s run-queue delay %s > %s",
+                               name, fmt_ms(sr->run_delay_avg_ms, a, sizeof(a)),
+                               fmt_ms(ps->max_run_delay_ms, b, sizeof(b)));
+                        sig[n].harm |= HARM_CPU;
+                }
+                if (ps->max_io_delay_frac > 0 && sr->blkio_delay_valid &&
+                    finite_nonneg(sr->blkio_delay_frac) && sr->blkio_delay_frac > ps->max_io_delay_frac) {
+                        append(sig[n].text, sizeof(sig[n].text), "%s%sI/O wait %.0f%% > %.0f%%",
+                               sig[n].harm ? ", " : name, sig[n].harm ? "" : " ",
+                               sr->blkio_delay_frac * 100, ps->max_io_delay_frac * 100);
+                        sig[n].harm |= HARM_IO;
+                }
+                if (ps->max_probe_latency_ms > 0 && finite_nonneg(sr->probe_latency_ms) &&
+                    sr->probe_latency_ms > ps->max_probe_latency_ms) {
+                        append(sig[n].text, sizeof(sig[n].text), "%s%sprobe latency %s > %s",
+                               sig[n].harm ? ", " : name, sig[n].harm ? "" : " ",
+                               fmt_ms(sr->probe_latency_ms, a, sizeof(a)),
+                               fmt_ms(ps->max_probe_latency_ms, b, sizeof(b)));
+                        sig[n].harm |= HARM_ANY;
+                }
+                if (!sig[n].harm)
                         continue;
                 sig[n++].victim = -1;
         }
@@ -314,6 +358,7 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                     in->host.psi_io_some > h->psi_io_some) {
                         snprintf(sig[n].text, sizeof(sig[n].text), "host PSI io some %.0f%% > %.0f%%",
                                  in->host.psi_io_some * 100, h->psi_io_some * 100);
+                        sig[n].harm = HARM_IO;
                         sig[n++].victim = -1;
                 }
                 /* A task held back by a CFS quota counts as stalled in the host's PSI cpu, so
@@ -332,6 +377,7 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                         else
                                 snprintf(sig[n].text, sizeof(sig[n].text), "host PSI cpu some %.0f%% > %.0f%%",
                                          in->host.psi_cpu_some * 100, h->psi_cpu_some * 100);
+                        sig[n].harm = HARM_CPU;
                         sig[n++].victim = -1;
                 }
         }
@@ -359,16 +405,18 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                         else
                                 snprintf(sig[n].text, sizeof(sig[n].text), "guest %s vCPU steal %.0f%% > %.0f%%",
                                          vm_label(&in->vms[i]), rt->vcpu_delay_frac * 100, h->vm_steal * 100);
+                        sig[n].harm = HARM_CPU;
                         sig[n++].victim = (int) i;
                 }
         return n;
 }
 
-/* The first signal that is somebody else's harm, or NULL: a VM is not contended by its own
- * steal. */
-static const struct signal *contention_for(const struct signal *sig, size_t n, size_t vm) {
+/* The first signal that is somebody else's harm of a kind a limit on r can undo, or NULL: a
+ * VM is not contended by its own steal, and a disk writer not by CPU harm alone. */
+static const struct signal *contention_for(const struct signal *sig, size_t n, size_t vm,
+                                           enum vmg_resource r) {
         for (size_t i = 0; i < n; i++)
-                if (sig[i].victim != (int) vm)
+                if (sig[i].victim != (int) vm && (sig[i].harm & harm_fixed_by(r)))
                         return &sig[i];
         return NULL;
 }
@@ -762,13 +810,12 @@ int vmg_engine_step(const struct vmg_policy *p, const struct vmg_engine_state *p
 
         for (size_t i = 0; i < in->n_vms; i++) {
                 struct vm_state *vs;
-                const struct signal *why;
 
                 if (vm_of[i] == SIZE_MAX)
                         continue;
                 vs = &s->vms[vm_of[i]];
-                why = contention_for(sig, n_sig, i);
                 for (size_t r = 0; r < VMG_RES_COUNT; r++) {
+                        const struct signal *why = contention_for(sig, n_sig, i, r);
                         const struct vmg_rule *rule = rule_for(p, vs->tenant, r);
                         struct candidate c;
                         bool has;
@@ -790,7 +837,7 @@ int vmg_engine_step(const struct vmg_policy *p, const struct vmg_engine_state *p
         static_assert(MAX_RESTRICT_PER_TICK == 1, "the selection below keeps one best candidate");
         if (have_best) {
                 k = restrict_move(p, in, &l, &s->vms[vm_of[best.vm]], &best,
-                                  contention_for(sig, n_sig, best.vm));
+                                  contention_for(sig, n_sig, best.vm, best.res));
                 if (k < 0)
                         goto fail;
         }

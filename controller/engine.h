@@ -97,7 +97,7 @@ int vmg_engine_query(const struct vmg_engine_state *s, const char *uuid, enum vm
                      struct vmg_engine_limit_info *ret);
 
 /* The last contention verdict: true when the host was contended at the last tick. *ret_reason
- * (optional) gets the signals in words, e.g. "dnsmasq run-queue delay 35ms > 10ms; host PSI
+ * (optional) gets the signals in words, e.g. "dnsmasq I/O wait 45% > 30%; host PSI
  * io some 24% > 10%", or "" when calm. A NULL state is calm. */
 bool vmg_engine_contended(const struct vmg_engine_state *s, const char **ret_reason);
 

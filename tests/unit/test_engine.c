@@ -328,29 +328,35 @@ static double oracle_quota(const struct vmg_vm_rates *rt) {
 }
 
 /* The contention oracle, written from the policy's words independently of the engine: is
- * anyone other than VM `self` (input index, or -1 for nobody) hurting? Quota stall is no
- * harm: the largest guest quota stall comes off host PSI cpu, a guest's own off its steal. */
-static bool oracle_contended(const struct vmg_policy *p, const struct vmg_engine_input *in, long self) {
+ * anyone other than VM `self` (input index, or -1 for nobody) hurting in a way a limit on
+ * resource `res` can undo (-1: any harm)? CPU harm: host PSI cpu, a service's run delay, a
+ * guest's steal; I/O harm: host PSI io, a service's I/O wait; a probe's latency: any. Disk
+ * limits undo I/O harm, CPU quotas CPU harm, network limits CPU harm and probe latency. Quota
+ * stall is no harm: the largest guest quota stall comes off host PSI cpu, a guest's own off
+ * its steal. */
+static bool oracle_contended(const struct vmg_policy *p, const struct vmg_engine_input *in, long self, int res) {
         const struct vmg_host_policy *h = &p->host;
+        bool cpu = res < 0 || res == VMG_RES_CPU || res == VMG_RES_NET_RX_BPS || res == VMG_RES_NET_TX_BPS;
+        bool io = res < 0 || (res >= VMG_RES_DISK_READ_BPS && res <= VMG_RES_DISK_WRITE_IOPS);
         double stall = 0;
         for (size_t i = 0; i < in->n_vms; i++)
                 stall = fmax(stall, oracle_quota(&in->vms[i].rates));
-        if (in->host.psi_valid && ((h->psi_io_some > 0 && in->host.psi_io_some > h->psi_io_some) ||
-                                   (h->psi_cpu_some > 0 && in->host.psi_cpu_some - stall > h->psi_cpu_some)))
+        if (in->host.psi_valid && ((io && h->psi_io_some > 0 && in->host.psi_io_some > h->psi_io_some) ||
+                                   (cpu && h->psi_cpu_some > 0 && in->host.psi_cpu_some - stall > h->psi_cpu_some)))
                 return true;
         for (size_t i = 0; i < in->n_services; i++) {
                 const struct vmg_service *s = &h->services[in->services[i].policy_index];
                 const struct vmg_service_rates *r = &in->services[i].rates;
                 if (!r->valid)
                         continue;
-                if ((s->max_run_delay_ms > 0 && r->run_delay_avg_ms > s->max_run_delay_ms) ||
-                    (s->max_io_delay_frac > 0 && r->blkio_delay_valid &&
+                if ((cpu && s->max_run_delay_ms > 0 && r->run_delay_avg_ms > s->max_run_delay_ms) ||
+                    (io && s->max_io_delay_frac > 0 && r->blkio_delay_valid &&
                      r->blkio_delay_frac > s->max_io_delay_frac) ||
                     (s->max_probe_latency_ms > 0 && r->probe_latency_ms > s->max_probe_latency_ms))
                         return true;
         }
         for (size_t i = 0; i < in->n_vms; i++)
-                if ((long) i != self && h->vm_steal > 0 && !in->vms[i].rates.reset &&
+                if (cpu && (long) i != self && h->vm_steal > 0 && !in->vms[i].rates.reset &&
                     in->vms[i].rates.vcpu_delay_valid &&
                     in->vms[i].rates.vcpu_delay_frac - oracle_quota(&in->vms[i].rates) > h->vm_steal)
                         return true;
@@ -364,7 +370,7 @@ static void check_invariants(struct trace *t, const struct vmg_engine_state *pre
         const char *why;
         bool contended = vmg_engine_contended(st, &why);
 
-        CHECK_MSG(contended == oracle_contended(&t->pol, in, -1), "%s: engine verdict %d (%s)",
+        CHECK_MSG(contended == oracle_contended(&t->pol, in, -1, -1), "%s: engine verdict %d (%s)",
                   t->where, contended, why);
         CHECK_MSG(contended == (why[0] != 0), "%s: verdict without words or words without verdict", t->where);
         for (size_t i = 0; i < n; i++) {
@@ -391,8 +397,9 @@ static void check_invariants(struct trace *t, const struct vmg_engine_state *pre
                         CHECK_MSG(a[i].new_limit >= ru->floor * (1 - 1e-9), "%s: %s: limit %g under floor %g",
                                   t->where, vm->name, a[i].new_limit, ru->floor);
                 if (a[i].kind == VMG_ACT_THROTTLE || a[i].kind == VMG_ACT_TIGHTEN)
-                        CHECK_MSG(oracle_contended(&t->pol, in, vi), "%s: %s %s without contention",
-                                  t->where, vmg_action_kind_name(a[i].kind), vm->name);
+                        CHECK_MSG(oracle_contended(&t->pol, in, vi, (int) a[i].resource),
+                                  "%s: %s %s %s without harm a limit on it can undo", t->where,
+                                  vmg_action_kind_name(a[i].kind), vm->name, res_keys[a[i].resource]);
                 struct vmg_engine_limit_info before, after;
                 if (vmg_engine_query(prev, vm->uuid, a[i].resource, &before) == 0)
                         CHECK_MSG(before.limit == a[i].old_limit, "%s: old_limit %g, state had %g",
@@ -677,6 +684,7 @@ static const struct {
         { "caps.trace", "hard caps applied once at sight and held through throttle and release" },
         { "fairness.trace", "one tenant's rule never touches another's VM; unmanaged never limited" },
         { "steal.trace", "another guest's steal is contention, a guest's own steal is not" },
+        { "resource_match.trace", "harm matched to the resource: CPU harm never limits a disk writer, I/O harm never a CPU burner" },
         { "self_throttle.trace", "throttled guests' quota waits are not contention: released calm_for (x strikes) after the victim is fine" },
         { "daemon_tick.trace", "vmguardd --tick overrides the policy's tick in the gap rule" },
 };
