@@ -64,6 +64,8 @@ struct vm_state {
         char uuid[VMG_UUID_LEN + 1];
         char name[VMG_NAME_MAX];
         int tenant;
+        bool seen;       /* sampled at least once: seen_at is meaningful */
+        uint64_t seen_at; /* the last tick with rates */
         struct res_state res[VMG_RES_COUNT];
 };
 
@@ -295,8 +297,10 @@ static const char *vm_label(const struct vmg_engine_vm *vm) {
  * is taken: a vCPU held by its own quota cannot run sooner whatever a neighbour does, so a
  * wait counted as the quota's is at worst harm no throttle of a neighbour would undo. 0 when
  * the figure is missing or not a number. */
-static double quota_wait(const struct vmg_vm_rates *rt) {
-        if (!rt->cpu_valid || rt->reset || !finite_nonneg(rt->cpu_throttled_time_frac))
+static double quota_wait(const struct vmg_engine_vm *vm) {
+        const struct vmg_vm_rates *rt = &vm->rates;
+
+        if (vm->unsampled || !rt->cpu_valid || rt->reset || !finite_nonneg(rt->cpu_throttled_time_frac))
                 return 0;
         return fmin(rt->cpu_throttled_time_frac, 1);
 }
@@ -367,7 +371,7 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                  * out: a lower bound of the quota-made part of "some". */
                 double quota_stall = 0;
                 for (size_t i = 0; i < in->n_vms; i++)
-                        quota_stall = fmax(quota_stall, quota_wait(&in->vms[i].rates));
+                        quota_stall = fmax(quota_stall, quota_wait(&in->vms[i]));
                 double psi_cpu = in->host.psi_cpu_some - quota_stall;
                 if (h->psi_cpu_some > 0 && finite_nonneg(in->host.psi_cpu_some) && psi_cpu > h->psi_cpu_some) {
                         if (quota_stall > 0)
@@ -386,7 +390,7 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                 for (size_t i = 0; i < in->n_vms; i++) {
                         const struct vmg_vm_rates *rt = &in->vms[i].rates;
 
-                        if (!in->vms[i].uuid || rt->reset || !rt->vcpu_delay_valid ||
+                        if (!in->vms[i].uuid || in->vms[i].unsampled || rt->reset || !rt->vcpu_delay_valid ||
                             !finite_nonneg(rt->vcpu_delay_frac) ||
                             !(isfinite(rt->interval_s) && rt->interval_s > 0))
                                 continue;
@@ -394,7 +398,7 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                          * two guests throttled by vmguard (or capped by their tenants) kept
                          * each other "contended" by their quota waits alone, were tightened
                          * to the floor and never released. */
-                        double own = quota_wait(rt), beyond = rt->vcpu_delay_frac - own;
+                        double own = quota_wait(&in->vms[i]), beyond = rt->vcpu_delay_frac - own;
                         if (beyond <= h->vm_steal)
                                 continue;
                         if (own > 0)
@@ -560,7 +564,7 @@ static int judge(const struct vmg_policy *p, const struct vmg_engine_input *in,
         double u;
 
         *has_candidate = false;
-        if (!vm_usage(&vm->rates, r, &u))
+        if (vm->unsampled || !vm_usage(&vm->rates, r, &u))
                 return 0; /* interval ignored, state kept */
         rs->usage = u;
         if (!rule->noisy || !(rule->noisy_above > 0) || !isfinite(rule->noisy_above)) {
@@ -768,7 +772,7 @@ int vmg_engine_step(const struct vmg_policy *p, const struct vmg_engine_state *p
         uint64_t tick = in->tick_ns ? in->tick_ns : p->host.tick_ns;
         bool gap = prev && prev->have_now && tick > 0 && in->now_ns - prev->now_ns > GAP_TICKS * tick;
 
-        /* Carry state over by uuid; VMs missing from the input drop out here. */
+        /* Carry state over by uuid; VMs missing from the input are gone and drop out here. */
         for (size_t i = 0; i < in->n_vms; i++) {
                 const struct vmg_engine_vm *vm = &in->vms[i];
                 const struct vm_state *old;
@@ -790,7 +794,11 @@ int vmg_engine_step(const struct vmg_policy *p, const struct vmg_engine_state *p
                 old = find_prev(prev, vm->uuid);
                 if (old) {
                         *vs = *old;
-                        if (gap)
+                        /* The same for one guest the daemon could not sample for longer than
+                         * a gap: its calm and noise went unobserved. */
+                        bool unseen = !vm->unsampled && old->seen && tick > 0 &&
+                                      in->now_ns - old->seen_at > GAP_TICKS * tick;
+                        if (gap || unseen)
                                 restart_counts(vs, in->now_ns);
                         if (old->tenant != tenant)
                                 /* A new owner's rules start from scratch; the limit stays so
@@ -805,6 +813,10 @@ int vmg_engine_step(const struct vmg_policy *p, const struct vmg_engine_state *p
                 snprintf(vs->uuid, sizeof(vs->uuid), "%s", vm->uuid);
                 snprintf(vs->name, sizeof(vs->name), "%s", vm_label(vm));
                 vs->tenant = tenant;
+                if (!vm->unsampled) {
+                        vs->seen = true;
+                        vs->seen_at = in->now_ns;
+                }
                 vm_of[i] = s->n_vms++;
         }
 

@@ -10,12 +10,18 @@
 #include "policies/policy.h"
 #include "probes/sample.h"
 
-/* One guest as seen this tick. uuid and name are borrowed for the duration of the call. */
+/* One guest as seen this tick. uuid and name are borrowed for the duration of the call.
+ * Every guest that still exists belongs in the input, sampled or not: a guest missing from
+ * the input is gone, and the engine forgets it (the caller clears what it holds for it). */
 struct vmg_engine_vm {
         const char *uuid;
         const char *name;
         int tenant; /* index into policy->tenants, -1 = unmanaged (never limited, may be a victim) */
         struct vmg_vm_rates rates;
+        /* Exists but has no fresh rates this tick (a sample failed, a new QEMU pid has no
+         * previous sample yet): rates are ignored, its state and limits are kept, and time
+         * without rates counts toward neither calm nor noise once it exceeds the gap. */
+        bool unsampled;
 };
 
 /* One protected host service; policy_index points into policy->host.services. */

@@ -35,7 +35,8 @@ static const char *const res_keys[VMG_RES_COUNT] = {
 struct tvm {
         char name[64], uuid[VMG_UUID_LEN + 1];
         int tenant;
-        bool gone;
+        bool gone;      /* absent from the input: really gone */
+        bool unsampled; /* in the input without fresh rates */
         struct vmg_vm_rates rates;
 };
 
@@ -317,6 +318,7 @@ static bool tick_field(struct trace *t, char *kv) {
         else if (strcmp(f, "throttled") == 0) rt->cpu_throttled_time_frac = unset ? 0 : d;
         else if (strcmp(f, "reset") == 0) rt->reset = d != 0;
         else if (strcmp(f, "gone") == 0) vm->gone = d != 0;
+        else if (strcmp(f, "unsampled") == 0) vm->unsampled = d != 0;
         else return fail_at(t, "unknown vm field", f);
         return true;
 }
@@ -426,7 +428,7 @@ static bool run_ticks(struct trace *t, uint64_t from, uint64_t to, uint64_t step
                         if (t->vms[i].gone)
                                 continue;
                         vms[in.n_vms] = (struct vmg_engine_vm) {
-                                t->vms[i].uuid, t->vms[i].name, t->vms[i].tenant, t->vms[i].rates };
+                                t->vms[i].uuid, t->vms[i].name, t->vms[i].tenant, t->vms[i].rates, t->vms[i].unsampled };
                         vms[in.n_vms++].rates.interval_s = t->interval_s;
                 }
                 for (size_t i = 0; i < t->pol.host.n_services; i++) {
@@ -686,6 +688,7 @@ static const struct {
         { "steal.trace", "another guest's steal is contention, a guest's own steal is not" },
         { "resource_match.trace", "harm matched to the resource: CPU harm never limits a disk writer, I/O harm never a CPU burner" },
         { "self_throttle.trace", "throttled guests' quota waits are not contention: released calm_for (x strikes) after the victim is fine" },
+        { "unsampled.trace", "a guest without fresh rates keeps its throttle; unobserved time is not calm" },
         { "daemon_tick.trace", "vmguardd --tick overrides the policy's tick in the gap rule" },
 };
 
@@ -709,9 +712,9 @@ static void api_cases(void) {
                 .tenants = tenants, .n_tenants = 2,
         };
         struct vmg_engine_vm vms[3] = {
-                { "u-1", "web-3", 0, writing(180e6) },
-                { "u-1", "web-3-dup", 0, writing(0) },
-                { NULL, "no-uuid", 0, writing(500e6) },
+                { "u-1", "web-3", 0, writing(180e6), false },
+                { "u-1", "web-3-dup", 0, writing(0), false },
+                { NULL, "no-uuid", 0, writing(500e6), false },
         };
         struct vmg_engine_input in = { .now_ns = 5 * NSEC_PER_SEC, .host = { .psi_valid = true, .psi_io_some = 0.5 },
                                        .vms = vms, .n_vms = 3 };

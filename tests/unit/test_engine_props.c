@@ -269,7 +269,7 @@ static bool run_world(uint64_t seed, unsigned n_ticks) {
                         if (!rt.reset && rt.disk_valid)
                                 writes += rt.disk_write_Bps;
                         vm_index[in.n_vms] = i;
-                        vms[in.n_vms++] = (struct vmg_engine_vm) { w->uuids[i], w->names[i], w->tenant[i], rt };
+                        vms[in.n_vms++] = (struct vmg_engine_vm) { w->uuids[i], w->names[i], w->tenant[i], rt, false };
                 }
                 /* Victims suffer with the sum of writes, plus noise of their own. */
                 in.host = (struct vmg_host_rates) { .interval_s = 1, .psi_valid = !chance(&g, 0.01),
@@ -326,7 +326,7 @@ static void square_wave_bound(uint64_t hold_s, uint64_t period_s) {
 
         for (uint64_t s = 0; s < 3600; s++) {
                 bool on = (s % period_s) < period_s / 2;
-                struct vmg_engine_vm vm = { "u", "wave", 0, { .interval_s = 1, .disk_valid = true } };
+                struct vmg_engine_vm vm = { "u", "wave", 0, { .interval_s = 1, .disk_valid = true }, false };
                 vm.rates.disk_write_Bps = on ? 200e6 : 1e6;
                 if (limit > 0)
                         vm.rates.disk_write_Bps = fmin(vm.rates.disk_write_Bps, limit);
