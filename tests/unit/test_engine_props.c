@@ -20,6 +20,7 @@
 #include "common/macros.h"
 #include "controller/engine.h"
 #include "tests/harness.h"
+#include "tests/unit/test_engine_oracle.h"
 
 /* The properties checked on random traces, one per assertion site. */
 enum prop {
@@ -113,39 +114,6 @@ static void set_usage(struct vmg_vm_rates *rt, enum vmg_resource r, double v) {
         case VMG_RES_NET_TX_BPS: rt->net_tx_bps = v; break;
         default: break;
         }
-}
-
-static double oracle_quota(const struct vmg_vm_rates *rt) {
-        return rt->cpu_valid && !rt->reset && rt->cpu_throttled_time_frac > 0 ? fmin(rt->cpu_throttled_time_frac, 1) : 0;
-}
-
-/* Same oracle as test_engine.c, from the policy's words: anyone but `self` hurting in a way
- * a limit on res can undo (-1: any)? CPU harm (PSI cpu beyond quota stall, a service's run
- * delay, another guest's un-throttled wait) for cpu and network; I/O harm (PSI io) for disk;
- * a probe's latency for all. */
-static bool oracle_contended(const struct vmg_policy *p, const struct vmg_engine_input *in, long self, int res) {
-        const struct vmg_host_policy *h = &p->host;
-        bool cpu = res < 0 || res == VMG_RES_CPU || res == VMG_RES_NET_RX_BPS || res == VMG_RES_NET_TX_BPS;
-        bool io = res < 0 || (res >= VMG_RES_DISK_READ_BPS && res <= VMG_RES_DISK_WRITE_IOPS);
-        double stall = 0;
-        for (size_t i = 0; i < in->n_vms; i++)
-                stall = fmax(stall, oracle_quota(&in->vms[i].rates));
-        if (in->host.psi_valid && ((io && h->psi_io_some > 0 && in->host.psi_io_some > h->psi_io_some) ||
-                                   (cpu && h->psi_cpu_some > 0 && in->host.psi_cpu_some - stall > h->psi_cpu_some)))
-                return true;
-        for (size_t i = 0; i < in->n_services; i++) {
-                const struct vmg_service *s = &h->services[in->services[i].policy_index];
-                const struct vmg_service_rates *r = &in->services[i].rates;
-                if (r->valid && ((cpu && s->max_run_delay_ms > 0 && r->run_delay_avg_ms > s->max_run_delay_ms) ||
-                                 (s->max_probe_latency_ms > 0 && r->probe_latency_ms > s->max_probe_latency_ms)))
-                        return true;
-        }
-        for (size_t i = 0; i < in->n_vms; i++)
-                if (cpu && (long) i != self && h->vm_steal > 0 && !in->vms[i].rates.reset &&
-                    in->vms[i].rates.vcpu_delay_valid &&
-                    in->vms[i].rates.vcpu_delay_frac - oracle_quota(&in->vms[i].rates) > h->vm_steal)
-                        return true;
-        return false;
 }
 
 static void make_world(struct world *w, struct rng *g) {
