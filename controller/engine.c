@@ -64,6 +64,8 @@ struct vm_state {
         char uuid[VMG_UUID_LEN + 1];
         char name[VMG_NAME_MAX];
         int tenant;
+        bool seen;       /* sampled at least once: seen_at is meaningful */
+        uint64_t seen_at; /* the last tick with rates */
         struct res_state res[VMG_RES_COUNT];
 };
 
@@ -76,13 +78,47 @@ struct vmg_engine_state {
         struct vm_state *vms;
 };
 
+/* Kinds of harm a signal shows, and a lever can undo. Measured on the development host with
+ * real TCG guests: a disk writer's harm reached dnsmasq as I/O wait (its lease fsync waits
+ * behind the writes; host PSI io some ~1 ms/s calm, 100-250 ms/s under disk noise) while its
+ * run delay barely moved, and a disk limit fixed it (20 MB/s write_bps: DHCP exchange p90
+ * back to ~1.2x calm); a busy vCPU in its own cgroup barely hurt a host service (CFS group
+ * scheduling) but shows as other guests' vCPU wait, which a CPU quota fixes; a broadcast flood
+ * stopped another guest's DHCP and a 10 Mbit shaper on the flooder's transmit brought it back,
+ * its harm travelling as CPU work (the bridge copies every frame, each QEMU handles it) and
+ * never through the disk. So a CPU signal alone does not justify a disk limit, nor an I/O
+ * signal a CPU quota. A probe's latency is the victim's whole experience and may come from
+ * any of them: it justifies every lever. */
+enum {
+        HARM_CPU = 1 << 0,
+        HARM_IO = 1 << 1,
+        HARM_NET = 1 << 2,
+        HARM_ANY = HARM_CPU | HARM_IO | HARM_NET,
+};
+
 /* One reason the host counts as contended, and whose harm it is: victim is the input index
  * of the VM that suffers, or -1 for the host and its services. A VM's own steal never makes
- * it a noisy neighbour's victim of itself. */
+ * it a noisy neighbour's victim of itself. harm: the HARM_* kinds it shows. */
 struct signal {
         int victim;
+        unsigned harm;
         char text[160];
 };
+
+/* The harm a limit on r can undo (see HARM_*). */
+static unsigned harm_fixed_by(enum vmg_resource r) {
+        switch (r) {
+        case VMG_RES_CPU: return HARM_CPU;
+        case VMG_RES_DISK_READ_BPS:
+        case VMG_RES_DISK_WRITE_BPS:
+        case VMG_RES_DISK_READ_IOPS:
+        case VMG_RES_DISK_WRITE_IOPS: return HARM_IO;
+        case VMG_RES_NET_RX_BPS:
+        case VMG_RES_NET_TX_BPS: return HARM_NET | HARM_CPU;
+        case VMG_RES_COUNT: break;
+        }
+        return 0;
+}
 
 struct action_list {
         struct vmg_action *a;
@@ -251,6 +287,24 @@ static const char *vm_label(const struct vmg_engine_vm *vm) {
         return vm->name && vm->name[0] ? vm->name : vm->uuid;
 }
 
+/* The part of a guest's vCPU run-queue wait that its own CFS quota explains: seconds its
+ * group was throttled per second, at most 1. A task held back by a quota stays queued, so
+ * its wait grows as if a neighbour held the CPU (measured on the 2-core development host: a
+ * busy loop capped at 0.1 core waited 1.80 s in 2 s, 1.60 s of it throttled_time). The
+ * kernel sums throttled time over the CPUs where the group was held (two capped loops: 1.81 s
+ * wait each, 2.58 s throttled_time in 2 s), so per vCPU it lies between the sum / vCPUs
+ * (1.29 s there: 26% of "steal" left over, over a 20% threshold) and the sum itself. The sum
+ * is taken: a vCPU held by its own quota cannot run sooner whatever a neighbour does, so a
+ * wait counted as the quota's is at worst harm no throttle of a neighbour would undo. 0 when
+ * the figure is missing or not a number. */
+static double quota_wait(const struct vmg_engine_vm *vm) {
+        const struct vmg_vm_rates *rt = &vm->rates;
+
+        if (vm->unsampled || !rt->cpu_valid || rt->reset || !finite_nonneg(rt->cpu_throttled_time_frac))
+                return 0;
+        return fmin(rt->cpu_throttled_time_frac, 1);
+}
+
 /* Collects every contention signal of this tick. Returns the number written to sig (sized
  * n_services + 2 + n_vms by the caller). */
 static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engine_input *in,
@@ -271,24 +325,34 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                 ps = &h->services[es->policy_index];
                 name = es->name ? es->name : ps->name ? ps->name : "service";
 
-                /* One signal per service (its worst-judged symptom first): the reason names a
-                 * service once, and counting signals means counting victims. */
+                /* One signal per service naming each symptom over its threshold: the reason
+                 * names a service once (counting signals means counting victims), and its
+                 * harm is every kind those symptoms show. */
+                sig[n].text[0] = 0;
+                sig[n].harm = 0;
                 if (ps->max_run_delay_ms > 0 && finite_nonneg(sr->run_delay_avg_ms) &&
                     sr->run_delay_avg_ms > ps->max_run_delay_ms) {
-                        snprintf(sig[n].text, sizeof(sig[n].text), "%s run-queue delay %s > %s",
-                                 name, fmt_ms(sr->run_delay_avg_ms, a, sizeof(a)),
-                                 fmt_ms(ps->max_run_delay_ms, b, sizeof(b)));
-                } else if (ps->max_io_delay_frac > 0 && sr->blkio_delay_valid &&
-                           finite_nonneg(sr->blkio_delay_frac) &&
-                           sr->blkio_delay_frac > ps->max_io_delay_frac) {
-                        snprintf(sig[n].text, sizeof(sig[n].text), "%s I/O wait %.0f%% > %.0f%%",
-                                 name, sr->blkio_delay_frac * 100, ps->max_io_delay_frac * 100);
-                } else if (ps->max_probe_latency_ms > 0 && finite_nonneg(sr->probe_latency_ms) &&
-                           sr->probe_latency_ms > ps->max_probe_latency_ms) {
-                        snprintf(sig[n].text, sizeof(sig[n].text), "%s probe latency %s > %s",
-                                 name, fmt_ms(sr->probe_latency_ms, a, sizeof(a)),
-                                 fmt_ms(ps->max_probe_latency_ms, b, sizeof(b)));
-                } else
+                        append(sig[n].text, sizeof(sig[n].text), "%s run-queue delay %s > %s",
+                               name, fmt_ms(sr->run_delay_avg_ms, a, sizeof(a)),
+                               fmt_ms(ps->max_run_delay_ms, b, sizeof(b)));
+                        sig[n].harm |= HARM_CPU;
+                }
+                if (ps->max_io_delay_frac > 0 && sr->blkio_delay_valid &&
+                    finite_nonneg(sr->blkio_delay_frac) && sr->blkio_delay_frac > ps->max_io_delay_frac) {
+                        append(sig[n].text, sizeof(sig[n].text), "%s%sI/O wait %.0f%% > %.0f%%",
+                               sig[n].harm ? ", " : name, sig[n].harm ? "" : " ",
+                               sr->blkio_delay_frac * 100, ps->max_io_delay_frac * 100);
+                        sig[n].harm |= HARM_IO;
+                }
+                if (ps->max_probe_latency_ms > 0 && finite_nonneg(sr->probe_latency_ms) &&
+                    sr->probe_latency_ms > ps->max_probe_latency_ms) {
+                        append(sig[n].text, sizeof(sig[n].text), "%s%sprobe latency %s > %s",
+                               sig[n].harm ? ", " : name, sig[n].harm ? "" : " ",
+                               fmt_ms(sr->probe_latency_ms, a, sizeof(a)),
+                               fmt_ms(ps->max_probe_latency_ms, b, sizeof(b)));
+                        sig[n].harm |= HARM_ANY;
+                }
+                if (!sig[n].harm)
                         continue;
                 sig[n++].victim = -1;
         }
@@ -298,6 +362,7 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                     in->host.psi_io_some > h->psi_io_some) {
                         snprintf(sig[n].text, sizeof(sig[n].text), "host PSI io some %.0f%% > %.0f%%",
                                  in->host.psi_io_some * 100, h->psi_io_some * 100);
+                        sig[n].harm = HARM_IO;
                         sig[n++].victim = -1;
                 }
                 /* A task held back by a CFS quota counts as stalled in the host's PSI cpu, so
@@ -305,11 +370,8 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                  * alone and never be released. The largest quota stall of any guest is left
                  * out: a lower bound of the quota-made part of "some". */
                 double quota_stall = 0;
-                for (size_t i = 0; i < in->n_vms; i++) {
-                        const struct vmg_vm_rates *rt = &in->vms[i].rates;
-                        if (rt->cpu_valid && !rt->reset && finite_nonneg(rt->cpu_throttled_time_frac))
-                                quota_stall = fmax(quota_stall, fmin(rt->cpu_throttled_time_frac, 1));
-                }
+                for (size_t i = 0; i < in->n_vms; i++)
+                        quota_stall = fmax(quota_stall, quota_wait(&in->vms[i]));
                 double psi_cpu = in->host.psi_cpu_some - quota_stall;
                 if (h->psi_cpu_some > 0 && finite_nonneg(in->host.psi_cpu_some) && psi_cpu > h->psi_cpu_some) {
                         if (quota_stall > 0)
@@ -319,6 +381,7 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                         else
                                 snprintf(sig[n].text, sizeof(sig[n].text), "host PSI cpu some %.0f%% > %.0f%%",
                                          in->host.psi_cpu_some * 100, h->psi_cpu_some * 100);
+                        sig[n].harm = HARM_CPU;
                         sig[n++].victim = -1;
                 }
         }
@@ -327,23 +390,37 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                 for (size_t i = 0; i < in->n_vms; i++) {
                         const struct vmg_vm_rates *rt = &in->vms[i].rates;
 
-                        if (!in->vms[i].uuid || rt->reset || !rt->vcpu_delay_valid ||
+                        if (!in->vms[i].uuid || in->vms[i].unsampled || rt->reset || !rt->vcpu_delay_valid ||
                             !finite_nonneg(rt->vcpu_delay_frac) ||
-                            !(isfinite(rt->interval_s) && rt->interval_s > 0) ||
-                            rt->vcpu_delay_frac <= h->vm_steal)
+                            !(isfinite(rt->interval_s) && rt->interval_s > 0))
                                 continue;
-                        snprintf(sig[n].text, sizeof(sig[n].text), "guest %s vCPU steal %.0f%% > %.0f%%",
-                                 vm_label(&in->vms[i]), rt->vcpu_delay_frac * 100, h->vm_steal * 100);
+                        /* Only the wait beyond the guest's own quota is harm from others:
+                         * two guests throttled by vmguard (or capped by their tenants) kept
+                         * each other "contended" by their quota waits alone, were tightened
+                         * to the floor and never released. */
+                        double own = quota_wait(&in->vms[i]), beyond = rt->vcpu_delay_frac - own;
+                        if (beyond <= h->vm_steal)
+                                continue;
+                        if (own > 0)
+                                snprintf(sig[n].text, sizeof(sig[n].text),
+                                         "guest %s vCPU steal %.0f%% (%.0f%% beyond its own CFS quota) > %.0f%%",
+                                         vm_label(&in->vms[i]), rt->vcpu_delay_frac * 100, beyond * 100,
+                                         h->vm_steal * 100);
+                        else
+                                snprintf(sig[n].text, sizeof(sig[n].text), "guest %s vCPU steal %.0f%% > %.0f%%",
+                                         vm_label(&in->vms[i]), rt->vcpu_delay_frac * 100, h->vm_steal * 100);
+                        sig[n].harm = HARM_CPU;
                         sig[n++].victim = (int) i;
                 }
         return n;
 }
 
-/* The first signal that is somebody else's harm, or NULL: a VM is not contended by its own
- * steal. */
-static const struct signal *contention_for(const struct signal *sig, size_t n, size_t vm) {
+/* The first signal that is somebody else's harm of a kind a limit on r can undo, or NULL: a
+ * VM is not contended by its own steal, and a disk writer not by CPU harm alone. */
+static const struct signal *contention_for(const struct signal *sig, size_t n, size_t vm,
+                                           enum vmg_resource r) {
         for (size_t i = 0; i < n; i++)
-                if (sig[i].victim != (int) vm)
+                if (sig[i].victim != (int) vm && (sig[i].harm & harm_fixed_by(r)))
                         return &sig[i];
         return NULL;
 }
@@ -487,7 +564,7 @@ static int judge(const struct vmg_policy *p, const struct vmg_engine_input *in,
         double u;
 
         *has_candidate = false;
-        if (!vm_usage(&vm->rates, r, &u))
+        if (vm->unsampled || !vm_usage(&vm->rates, r, &u))
                 return 0; /* interval ignored, state kept */
         rs->usage = u;
         if (!rule->noisy || !(rule->noisy_above > 0) || !isfinite(rule->noisy_above)) {
@@ -689,11 +766,13 @@ int vmg_engine_step(const struct vmg_policy *p, const struct vmg_engine_state *p
 
         /* A gap of several ticks (the daemon stopped or starved, the host suspended): what
          * happened in it was not seen, so it must not count as calm (a release nobody
-         * watched for) nor as noise. */
-        bool gap = prev && prev->have_now && p->host.tick_ns > 0 &&
-                   in->now_ns - prev->now_ns > GAP_TICKS * p->host.tick_ns;
+         * watched for) nor as noise. The tick is the one the daemon runs at: with --tick 4s
+         * over a 1 s policy tick, judging by the policy's made every step a gap, so no count
+         * ever reached noisy_for and nothing was throttled. */
+        uint64_t tick = in->tick_ns ? in->tick_ns : p->host.tick_ns;
+        bool gap = prev && prev->have_now && tick > 0 && in->now_ns - prev->now_ns > GAP_TICKS * tick;
 
-        /* Carry state over by uuid; VMs missing from the input drop out here. */
+        /* Carry state over by uuid; VMs missing from the input are gone and drop out here. */
         for (size_t i = 0; i < in->n_vms; i++) {
                 const struct vmg_engine_vm *vm = &in->vms[i];
                 const struct vm_state *old;
@@ -715,7 +794,11 @@ int vmg_engine_step(const struct vmg_policy *p, const struct vmg_engine_state *p
                 old = find_prev(prev, vm->uuid);
                 if (old) {
                         *vs = *old;
-                        if (gap)
+                        /* The same for one guest the daemon could not sample for longer than
+                         * a gap: its calm and noise went unobserved. */
+                        bool unseen = !vm->unsampled && old->seen && tick > 0 &&
+                                      in->now_ns - old->seen_at > GAP_TICKS * tick;
+                        if (gap || unseen)
                                 restart_counts(vs, in->now_ns);
                         if (old->tenant != tenant)
                                 /* A new owner's rules start from scratch; the limit stays so
@@ -730,18 +813,21 @@ int vmg_engine_step(const struct vmg_policy *p, const struct vmg_engine_state *p
                 snprintf(vs->uuid, sizeof(vs->uuid), "%s", vm->uuid);
                 snprintf(vs->name, sizeof(vs->name), "%s", vm_label(vm));
                 vs->tenant = tenant;
+                if (!vm->unsampled) {
+                        vs->seen = true;
+                        vs->seen_at = in->now_ns;
+                }
                 vm_of[i] = s->n_vms++;
         }
 
         for (size_t i = 0; i < in->n_vms; i++) {
                 struct vm_state *vs;
-                const struct signal *why;
 
                 if (vm_of[i] == SIZE_MAX)
                         continue;
                 vs = &s->vms[vm_of[i]];
-                why = contention_for(sig, n_sig, i);
                 for (size_t r = 0; r < VMG_RES_COUNT; r++) {
+                        const struct signal *why = contention_for(sig, n_sig, i, r);
                         const struct vmg_rule *rule = rule_for(p, vs->tenant, r);
                         struct candidate c;
                         bool has;
@@ -763,7 +849,7 @@ int vmg_engine_step(const struct vmg_policy *p, const struct vmg_engine_state *p
         static_assert(MAX_RESTRICT_PER_TICK == 1, "the selection below keeps one best candidate");
         if (have_best) {
                 k = restrict_move(p, in, &l, &s->vms[vm_of[best.vm]], &best,
-                                  contention_for(sig, n_sig, best.vm));
+                                  contention_for(sig, n_sig, best.vm, best.res));
                 if (k < 0)
                         goto fail;
         }

@@ -10,12 +10,18 @@
 #include "policies/policy.h"
 #include "probes/sample.h"
 
-/* One guest as seen this tick. uuid and name are borrowed for the duration of the call. */
+/* One guest as seen this tick. uuid and name are borrowed for the duration of the call.
+ * Every guest that still exists belongs in the input, sampled or not: a guest missing from
+ * the input is gone, and the engine forgets it (the caller clears what it holds for it). */
 struct vmg_engine_vm {
         const char *uuid;
         const char *name;
         int tenant; /* index into policy->tenants, -1 = unmanaged (never limited, may be a victim) */
         struct vmg_vm_rates rates;
+        /* Exists but has no fresh rates this tick (a sample failed, a new QEMU pid has no
+         * previous sample yet): rates are ignored, its state and limits are kept, and time
+         * without rates counts toward neither calm nor noise once it exceeds the gap. */
+        bool unsampled;
 };
 
 /* One protected host service; policy_index points into policy->host.services. */
@@ -27,6 +33,7 @@ struct vmg_engine_service {
 
 struct vmg_engine_input {
         uint64_t now_ns; /* CLOCK_MONOTONIC of this tick; must not go backwards */
+        uint64_t tick_ns; /* the tick the caller runs at (vmguardd --tick); 0 = policy->host.tick_ns */
         struct vmg_host_rates host;
         const struct vmg_engine_service *services;
         size_t n_services;
@@ -96,7 +103,7 @@ int vmg_engine_query(const struct vmg_engine_state *s, const char *uuid, enum vm
                      struct vmg_engine_limit_info *ret);
 
 /* The last contention verdict: true when the host was contended at the last tick. *ret_reason
- * (optional) gets the signals in words, e.g. "dnsmasq run-queue delay 35ms > 10ms; host PSI
+ * (optional) gets the signals in words, e.g. "dnsmasq I/O wait 45% > 30%; host PSI
  * io some 24% > 10%", or "" when calm. A NULL state is calm. */
 bool vmg_engine_contended(const struct vmg_engine_state *s, const char **ret_reason);
 

@@ -826,14 +826,16 @@ int vmg_manager_tick(struct vmg_manager *m, uint64_t now_ns) {
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
                 struct vmg_vm *vm = vmg_monitor_vm(m->mon, i);
-                /* A guest without a fresh interval (vanished, first tick) is left out: the
-                 * engine keeps nothing for guests it does not see. */
-                if (!vm->have_rates)
-                        continue;
+                /* Every guest libvirt still lists goes in, with or without a fresh interval
+                 * (a vanished flag, a new QEMU pid): left out, the engine forgot its throttle
+                 * while the kernel kept the limit, and nothing ever released it. A guest no
+                 * longer listed is gone: vmg_manager_rescan() cleared what we held for it,
+                 * and its absence here makes the engine forget it too. */
                 evms[k++] = (struct vmg_engine_vm){
                         .uuid = vm->dom->uuid,
                         .name = vm->dom->name,
                         .tenant = vmg_policy_match(m->policy, vm->dom->tenant, vm->dom->name, vm->dom->uuid),
+                        .unsampled = !vm->have_rates,
                         .rates = vm->rates,
                 };
         }
@@ -848,7 +850,7 @@ int vmg_manager_tick(struct vmg_manager *m, uint64_t now_ns) {
                         esv[ks].rates.probe_latency_ms = vmg_prober_latency_ms(m->probers[i]);
                 ks++;
         }
-        struct vmg_engine_input in = { .now_ns = now_ns, .services = esv, .n_services = ks,
+        struct vmg_engine_input in = { .now_ns = now_ns, .tick_ns = m->tick_ns, .services = esv, .n_services = ks,
                                        .vms = evms, .n_vms = k };
         if (!vmg_monitor_host_rates(m->mon, &in.host))
                 memset(&in.host, 0, sizeof in.host);

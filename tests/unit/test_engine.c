@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/macros.h"
 #include "controller/engine.h"
 #include "tests/harness.h"
+#include "tests/unit/test_engine_oracle.h"
 
 #define MAX_TENANTS 8
 #define MAX_SERVICES 8
@@ -34,7 +36,8 @@ static const char *const res_keys[VMG_RES_COUNT] = {
 struct tvm {
         char name[64], uuid[VMG_UUID_LEN + 1];
         int tenant;
-        bool gone;
+        bool gone;      /* absent from the input: really gone */
+        bool unsampled; /* in the input without fresh rates */
         struct vmg_vm_rates rates;
 };
 
@@ -57,12 +60,14 @@ struct trace {
         size_t n_vms;
         struct vmg_host_rates host;
         double interval_s;
+        uint64_t daemon_tick_ns; /* the input's tick_ns (vmguardd --tick), 0 = the policy's */
         struct vmg_engine_state *st;
         bool ticked;
         uint64_t now;
         struct block_action acts[MAX_BLOCK_ACTIONS];
         size_t n_acts;
-        size_t n_expects; /* in the whole trace: a trace with none gets invariants only */
+        size_t n_expects; /* in the whole trace, counted before the replay: a trace with
+                           * none gets invariants only */
         size_t n_ticks;
 };
 
@@ -269,6 +274,8 @@ static bool tick_field(struct trace *t, char *kv) {
                 t->interval_s = (double) ns / 1e9;
                 return true;
         }
+        if (strcmp(k, "daemon_tick") == 0)
+                return parse_time(v, &t->daemon_tick_ns) == 0 ? true : fail_at(t, "bad daemon_tick", v);
         unset = strcmp(v, "-") == 0;
         if (!unset && parse_num(v, &d) < 0)
                 return fail_at(t, "bad value", v);
@@ -309,35 +316,12 @@ static bool tick_field(struct trace *t, char *kv) {
         default: break;
         }
         if (strcmp(f, "steal") == 0) rt->vcpu_delay_frac = d, rt->vcpu_delay_valid = !unset;
+        else if (strcmp(f, "throttled") == 0) rt->cpu_throttled_time_frac = unset ? 0 : d;
         else if (strcmp(f, "reset") == 0) rt->reset = d != 0;
         else if (strcmp(f, "gone") == 0) vm->gone = d != 0;
+        else if (strcmp(f, "unsampled") == 0) vm->unsampled = d != 0;
         else return fail_at(t, "unknown vm field", f);
         return true;
-}
-
-/* The contention oracle, written from the policy's words independently of the engine: is
- * anyone other than VM `self` (input index, or -1 for nobody) hurting? */
-static bool oracle_contended(const struct vmg_policy *p, const struct vmg_engine_input *in, long self) {
-        const struct vmg_host_policy *h = &p->host;
-        if (in->host.psi_valid && ((h->psi_io_some > 0 && in->host.psi_io_some > h->psi_io_some) ||
-                                   (h->psi_cpu_some > 0 && in->host.psi_cpu_some > h->psi_cpu_some)))
-                return true;
-        for (size_t i = 0; i < in->n_services; i++) {
-                const struct vmg_service *s = &h->services[in->services[i].policy_index];
-                const struct vmg_service_rates *r = &in->services[i].rates;
-                if (!r->valid)
-                        continue;
-                if ((s->max_run_delay_ms > 0 && r->run_delay_avg_ms > s->max_run_delay_ms) ||
-                    (s->max_io_delay_frac > 0 && r->blkio_delay_valid &&
-                     r->blkio_delay_frac > s->max_io_delay_frac) ||
-                    (s->max_probe_latency_ms > 0 && r->probe_latency_ms > s->max_probe_latency_ms))
-                        return true;
-        }
-        for (size_t i = 0; i < in->n_vms; i++)
-                if ((long) i != self && h->vm_steal > 0 && !in->vms[i].rates.reset &&
-                    in->vms[i].rates.vcpu_delay_valid && in->vms[i].rates.vcpu_delay_frac > h->vm_steal)
-                        return true;
-        return false;
 }
 
 /* Invariants every tick of every trace must hold, expectations or not. */
@@ -347,7 +331,7 @@ static void check_invariants(struct trace *t, const struct vmg_engine_state *pre
         const char *why;
         bool contended = vmg_engine_contended(st, &why);
 
-        CHECK_MSG(contended == oracle_contended(&t->pol, in, -1), "%s: engine verdict %d (%s)",
+        CHECK_MSG(contended == oracle_contended(&t->pol, in, -1, -1), "%s: engine verdict %d (%s)",
                   t->where, contended, why);
         CHECK_MSG(contended == (why[0] != 0), "%s: verdict without words or words without verdict", t->where);
         for (size_t i = 0; i < n; i++) {
@@ -374,8 +358,9 @@ static void check_invariants(struct trace *t, const struct vmg_engine_state *pre
                         CHECK_MSG(a[i].new_limit >= ru->floor * (1 - 1e-9), "%s: %s: limit %g under floor %g",
                                   t->where, vm->name, a[i].new_limit, ru->floor);
                 if (a[i].kind == VMG_ACT_THROTTLE || a[i].kind == VMG_ACT_TIGHTEN)
-                        CHECK_MSG(oracle_contended(&t->pol, in, vi), "%s: %s %s without contention",
-                                  t->where, vmg_action_kind_name(a[i].kind), vm->name);
+                        CHECK_MSG(oracle_contended(&t->pol, in, vi, (int) a[i].resource),
+                                  "%s: %s %s %s without harm a limit on it can undo", t->where,
+                                  vmg_action_kind_name(a[i].kind), vm->name, res_keys[a[i].resource]);
                 struct vmg_engine_limit_info before, after;
                 if (vmg_engine_query(prev, vm->uuid, a[i].resource, &before) == 0)
                         CHECK_MSG(before.limit == a[i].old_limit, "%s: old_limit %g, state had %g",
@@ -390,7 +375,8 @@ static bool run_ticks(struct trace *t, uint64_t from, uint64_t to, uint64_t step
         for (uint64_t now = from; now <= to; now += step) {
                 struct vmg_engine_vm vms[MAX_VMS];
                 struct vmg_engine_service svcs[MAX_SERVICES];
-                struct vmg_engine_input in = { .now_ns = now, .host = t->host, .vms = vms, .services = svcs };
+                struct vmg_engine_input in = { .now_ns = now, .tick_ns = t->daemon_tick_ns, .host = t->host,
+                                               .vms = vms, .services = svcs };
                 _cleanup_free_ struct vmg_action *a = NULL;
                 struct vmg_engine_state *st = NULL;
                 size_t n = 0;
@@ -401,7 +387,7 @@ static bool run_ticks(struct trace *t, uint64_t from, uint64_t to, uint64_t step
                         if (t->vms[i].gone)
                                 continue;
                         vms[in.n_vms] = (struct vmg_engine_vm) {
-                                t->vms[i].uuid, t->vms[i].name, t->vms[i].tenant, t->vms[i].rates };
+                                t->vms[i].uuid, t->vms[i].name, t->vms[i].tenant, t->vms[i].rates, t->vms[i].unsampled };
                         vms[in.n_vms++].rates.interval_s = t->interval_s;
                 }
                 for (size_t i = 0; i < t->pol.host.n_services; i++) {
@@ -477,7 +463,6 @@ static bool line_expect(struct trace *t, char **tok, size_t n, const char *rest_
         int kind, r;
         struct tvm *vm;
 
-        t->n_expects++;
         if (n >= 3 && strcmp(tok[1], "contended") == 0) {
                 const char *why;
                 bool want = strcmp(tok[2], "yes") == 0;
@@ -549,6 +534,23 @@ static int tokenize(char *line, char **tok, size_t max) {
         return (int) n;
 }
 
+/* The expect lines of a whole trace. Counted before the first tick: a count of those read so
+ * far would leave every action before the first expect unchecked (a throttle at tick 0
+ * followed by "expect contended no" passed). */
+static size_t count_expects(const char *text) {
+        size_t n = 0;
+
+        for (const char *line = text; line && *line;) {
+                const char *w = line + strspn(line, " \t");
+                if (strncmp(w, "expect", 6) == 0 && (w[6] == ' ' || w[6] == '\t'))
+                        n++;
+                line = strchr(line, '\n');
+                if (line)
+                        line++;
+        }
+        return n;
+}
+
 /* Replays one trace text. Returns the number of ticks run, or -1 on a format error. */
 static long run_trace(const char *name, char *text) {
         _cleanup_free_ struct trace *t = calloc(1, sizeof(*t));
@@ -561,6 +563,7 @@ static long run_trace(const char *name, char *text) {
         t->pol.tenants = t->tenants;
         t->pol.host.services = t->services;
         t->interval_s = 1;
+        t->n_expects = count_expects(text);
         while (next && ok) {
                 char *line = next, *nl = strchr(line, '\n');
                 char copy[4096], *tok[256], *rest3 = NULL;
@@ -642,6 +645,10 @@ static const struct {
         { "caps.trace", "hard caps applied once at sight and held through throttle and release" },
         { "fairness.trace", "one tenant's rule never touches another's VM; unmanaged never limited" },
         { "steal.trace", "another guest's steal is contention, a guest's own steal is not" },
+        { "resource_match.trace", "harm matched to the resource: CPU harm never limits a disk writer, I/O harm never a CPU burner" },
+        { "self_throttle.trace", "throttled guests' quota waits are not contention: released calm_for (x strikes) after the victim is fine" },
+        { "unsampled.trace", "a guest without fresh rates keeps its throttle; unobserved time is not calm" },
+        { "daemon_tick.trace", "vmguardd --tick overrides the policy's tick in the gap rule" },
 };
 
 /* The API's contracts on struct literals: argument errors, purity, uuid handling, policy
@@ -664,9 +671,9 @@ static void api_cases(void) {
                 .tenants = tenants, .n_tenants = 2,
         };
         struct vmg_engine_vm vms[3] = {
-                { "u-1", "web-3", 0, writing(180e6) },
-                { "u-1", "web-3-dup", 0, writing(0) },
-                { NULL, "no-uuid", 0, writing(500e6) },
+                { "u-1", "web-3", 0, writing(180e6), false },
+                { "u-1", "web-3-dup", 0, writing(0), false },
+                { NULL, "no-uuid", 0, writing(500e6), false },
         };
         struct vmg_engine_input in = { .now_ns = 5 * NSEC_PER_SEC, .host = { .psi_valid = true, .psi_io_some = 0.5 },
                                        .vms = vms, .n_vms = 3 };
@@ -793,12 +800,50 @@ static void api_cases(void) {
         vmg_engine_state_free(s0);
 }
 
+/* Mutants the replay must reject: a trace that passes with a wrong action proves nothing.
+ * Each runs with its failure messages silenced; the check is that it failed at all. */
+static const struct {
+        const char *what;
+        const char *text;
+} mutants[] = {
+        { "a throttle in the trace's first tick, before any expect line",
+          "host psi_io_some=0.10 min_hold=10s step_down=0.5 step_up=2\n"
+          "rule acme disk_write noisy_above=40M noisy_for=0s throttle_to=20M floor=5M calm_for=30s\n"
+          "vm web-3 acme\n"
+          "tick 0s web-3.disk_write=180M psi_io=0.5\n"
+          "tick 1s..5s web-3.disk_write=1M psi_io=0.01\n"
+          "expect contended no\n" },
+};
+
+static void mutant_cases(void) {
+        for (size_t i = 0; i < ARRAY_SIZE(mutants); i++) {
+                _cleanup_free_ char *text = strdup(mutants[i].text);
+                int saved_failed = t_failed, saved_passed = t_passed, err = dup(STDERR_FILENO);
+                long ticks;
+
+                T_CASE(mutants[i].what);
+                if (!text || err < 0 || !freopen("/dev/null", "w", stderr)) {
+                        CHECK_MSG(false, "cannot set up the mutant: %m");
+                        continue;
+                }
+                ticks = run_trace("mutant.trace", text);
+                int caught = t_failed - saved_failed;
+                fflush(stderr);
+                (void) dup2(err, STDERR_FILENO);
+                close(err);
+                t_failed = saved_failed;
+                t_passed = saved_passed;
+                CHECK_MSG(ticks > 0 && caught > 0, "mutant passed the replay (%ld ticks): %s", ticks, mutants[i].what);
+        }
+}
+
 int main(int argc, char **argv) {
         const char *dir = argc > 1 ? argv[1] : getenv("VMG_TRACE_DIR");
 
         if (!dir)
                 dir = "tests/fixtures/traces";
         api_cases();
+        mutant_cases();
         for (size_t i = 0; i < ARRAY_SIZE(required); i++) {
                 char path[512];
                 _cleanup_free_ char *text = NULL;
