@@ -23,7 +23,7 @@
 #   up      (idempotent) prints the mount point; subdirs disks/ and leases/ exist
 #   down    unmounts, detaches the loop, stops the daemon, deletes the backing file
 #   status  exit 0 when mounted and served
-# Environment: VMG_SLOW_BPS (bytes/s, default 52428800), VMG_SLOW_SIZE_MB (default 4096),
+# Environment: VMG_SLOW_BPS (bytes/s, default 52428800), VMG_SLOW_SIZE_MB (default 16384, sparse),
 # VMG_SLOW_DIR (default /var/lib/vmguard-lab/slowdisk; must not be tmpfs).
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -31,7 +31,7 @@ set -eu
 SLOW_DIR=${VMG_SLOW_DIR:-/var/lib/vmguard-lab/slowdisk}
 SLOW_MNT=$SLOW_DIR/mnt
 SLOW_BPS=${VMG_SLOW_BPS:-52428800}
-SLOW_SIZE_MB=${VMG_SLOW_SIZE_MB:-4096}
+SLOW_SIZE_MB=${VMG_SLOW_SIZE_MB:-16384}
 BACK=$SLOW_DIR/backing.raw
 FUSE_FILE=$SLOW_DIR/fuse.img
 PIDF=$SLOW_DIR/qsd.pid

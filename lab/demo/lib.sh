@@ -92,6 +92,9 @@ d_cleanup() {
 		d_lab guest.sh destroy "$(d_dom "$g")" >/dev/null 2>&1 || true
 	done
 	d_lab net.sh down "$D_NS" >/dev/null 2>&1 || true
+	if [ "$D_SLOWDISK_UP" = 1 ]; then
+		d_lab slowdisk.sh down >/dev/null 2>&1 || d_log "warning: lab/slowdisk.sh down failed"
+	fi
 	if [ -n "$D_DELAYACCT_ORIG" ]; then
 		echo "$D_DELAYACCT_ORIG" >/proc/sys/kernel/task_delayacct 2>/dev/null || true
 	fi
@@ -110,9 +113,21 @@ d_leftovers() {
 	echo "${left# }"
 }
 
+# The guests' disks and dnsmasq's lease file share one emulated slow disk (lab/slowdisk.sh),
+# so the harm the demo shows is the lab's, not a property of this machine's disk. D_SLOWDISK=0
+# uses the host's disk instead (to see what harm it gives).
+: "${D_SLOWDISK:=1}"
+D_SLOWDISK_UP=0
+
 d_setup() {
 	d_lab libvirtd.sh start || return 1
 	d_lab image.sh >/dev/null || return 1
+	if [ "$D_SLOWDISK" = 1 ]; then
+		local mnt
+		mnt=$(d_lab slowdisk.sh up) || return 1
+		D_SLOWDISK_UP=1
+		export VMG_LAB_DISKS=$mnt/disks VMG_LAB_LEASE_DIR=$mnt/leases
+	fi
 	d_lab net.sh up "$D_NS" || return 1
 	# Phases 1 and 2 report dnsmasq's block-I/O delay too, which needs the delay accounting
 	# the guard daemon turns on; put the original back at the end.

@@ -102,14 +102,31 @@ check "guest receive stays unshaped (${u_rx:-?} >= $((3 * LIMIT)))" above "${u_r
 
 # --- idempotency: a repeated set writes nothing ---
 sent1=$(tbf_sent vgi-vsh0)
+# tc monitor must be seen listening before, and caught up after, the repeat set, or an empty
+# file would pass on a monitor that never saw anything: a qdisc added and deleted on a dummy
+# device marks both ends, and only the marks may appear between them.
+ip -n "$H" link add vshmark type dummy
 hx tc monitor >"$tmp/monitor" 2>&1 &
 mp=$!
 bg+=("$mp")
-sleep 0.3
+wait_in_monitor() { # PATTERN
+	local i
+	for i in $(seq 100); do grep -q "$1" "$tmp/monitor" && return 0; sleep 0.05; done
+	return 1
+}
+marked=0
+for i in $(seq 40); do
+	hx tc qdisc replace dev vshmark root handle 1: pfifo limit $((100 + i))
+	if wait_in_monitor "vshmark"; then marked=1; break; fi
+done
+check "tc monitor seen listening (a qdisc on a dummy device showed up)" [ $marked = 1 ]
 check "repeat set with the same rate" tool set vsh0 ${LIMIT}e6 0
-sleep 0.3
+hx tc qdisc del dev vshmark root
+check "tc monitor caught up (the closing mark showed up)" wait_in_monitor "^deleted.*vshmark"
 kill "$mp" 2>/dev/null; wait "$mp" 2>/dev/null
-check "repeat set sent no tc change (tc monitor saw: $(head -c 200 "$tmp/monitor" | tr '\n' ' '))" [ ! -s "$tmp/monitor" ]
+others=$(grep -v vshmark "$tmp/monitor")
+check "repeat set sent no tc change (tc monitor saw: $(head -c 200 <<<"$others" | tr '\n' ' '))" [ -z "$others" ]
+ip -n "$H" link del vshmark
 sent2=$(tbf_sent vgi-vsh0)
 check "ifb tbf kept its counters (${sent1:-?} -> ${sent2:-?})" [ "${sent1:-0}" -gt 0 -a "${sent2:-0}" -ge "${sent1:-0}" ]
 
