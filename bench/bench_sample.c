@@ -41,7 +41,7 @@
 
 #include "common/log.h"
 #include "common/macros.h"
-#include "controller/monitor.h"
+#include "probes/monitor.h"
 #include "probes/domxml.h"
 #include "probes/libvirt.h"
 #include "tests/tools/synguest.h"

@@ -1,2 +1,5 @@
-COMMON_SRCS := common/log.c common/fileio.c
-$(eval $(call unit_test,test_log,tests/unit/test_log.c $(COMMON_SRCS)))
+# Logging and file I/O helpers every other module links.
+COMMON_SRCS = common/log.c common/fileio.c
+
+UNIT_TESTS += test_log
+test_log_SRCS = tests/unit/test_log.c $(COMMON_SRCS)

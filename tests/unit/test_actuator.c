@@ -19,9 +19,9 @@
 
 #include "common/log.h"
 #include "common/macros.h"
-#include "controller/actuator.h"
-#include "controller/blkiotune.h"
-#include "controller/journal.h"
+#include "controller/act/actuator.h"
+#include "controller/act/blkiotune.h"
+#include "controller/act/journal.h"
 #include "tests/harness.h"
 
 #define UUID_A "0b7ee6a2-55f4-4c1e-8d2a-8c3f4e5d6a01"

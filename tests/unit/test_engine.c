@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "common/macros.h"
-#include "controller/engine.h"
+#include "controller/engine/engine.h"
 #include "tests/harness.h"
 
 #define MAX_TENANTS 8

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "common/macros.h"
-#include "controller/engine.h"
+#include "controller/engine/engine.h"
 #include "tests/harness.h"
 
 #define N_TENANTS 3

@@ -25,8 +25,8 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "controller/actuator.h"
-#include "controller/journal.h"
+#include "controller/act/actuator.h"
+#include "controller/act/journal.h"
 #include "probes/cgroup.h"
 #include "probes/procfs.h"
 #include "probes/rates.h"
