@@ -29,7 +29,7 @@
 /* Counters and PSI totals are exact at any interval, but per-second rates over a shorter
  * tick are dominated by scheduling noise; the lab's harm episodes last seconds. */
 #define DEFAULT_TICK_NS (1 * NSEC_PER_SEC)
-/* Calm hosts show ~0.1% io "some" here and 10-25% under disk noise (LAB-NOTES). */
+/* The lab host showed ~0.1% io "some" calm and 10-25% under disk noise (docs/LAB.md). */
 #define DEFAULT_PSI_IO_SOME 0.10
 #define DEFAULT_PSI_CPU_SOME 0.20
 #define DEFAULT_VM_STEAL 0.20

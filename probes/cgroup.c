@@ -832,7 +832,8 @@ int vmg_cgroup_vm_read(struct vmg_cgroup_vm *vm, struct vmg_vm_counters *c) {
         }
 
         /* CPU time: cpuacct where libvirt made a per-domain group, else cgroup2's cpu.stat,
-         * which keeps usage_usec even with no controller enabled (LAB-NOTES). */
+         * which keeps usage_usec even with no controller enabled (a busy TCG guest read
+         * ~1,000,000 usec/s there on the lab host, which has no per-domain cpuacct group). */
         if (vm->fd[F_CPUACCT_USAGE] >= 0) {
                 if ((n = vm_pread(vm, F_CPUACCT_USAGE, buf, sizeof(buf))) < 0)
                         return (int) n;

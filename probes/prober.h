@@ -1,7 +1,8 @@
 /* Active DNS probe of a protected service: one A query per tick, timed by the kernel's
  * receive timestamp, so the answer time is exact even though answers are collected only at
  * the next tick. This is the victims' own view: on this host a noisy guest reaches dnsmasq
- * through its lease-file fsync, and queries queue behind it (LAB-NOTES). */
+ * through its lease-file fsync, and queries queue behind it (DNS answers waited up to
+ * 0.3-0.8 s under disk noise on the lab host, docs/LAB.md). */
 #pragma once
 #include <stdint.h>
 

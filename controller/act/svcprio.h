@@ -4,7 +4,7 @@
  * process came from is saved under the state directory first, so a vmguard that was killed
  * puts them back at its next start.
  *
- * What it buys, measured on the lab (LAB-NOTES): little. A noisy guest hurts dnsmasq through
+ * What it buys, measured on the lab (docs/LAB.md): little. A noisy guest hurts dnsmasq through
  * the disk (its lease-file fsync), not through the CPU, and a busy vCPU in its own cgroup
  * barely delays dnsmasq thanks to CFS group scheduling. It is kept because it is cheap and
  * covers hosts where services and guests do compete for CPU. I/O priority (ionice, bfq

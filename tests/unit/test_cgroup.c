@@ -153,7 +153,7 @@ static void test_names(void) {
         CHECK_INT(lng ? strlen(lng) : 0, 64);
 }
 
-/* libvirt 9.0 without machined, as seen on the dev host (LAB-NOTES). */
+/* libvirt 9.0 without machined, as seen on the dev host (docs/LAB.md). */
 static void build_libvirt_v1(const char *root, const char *dom) {
         static const char *const with_children[] = { "cg/cpu", "cg/cpuset", "cg/unified" };
         static const char *const bare[] = { "cg/memory", "cg/blkio", "cg/freezer" };
