@@ -14,10 +14,10 @@
 #include "common/log.h"
 #include "common/fileio.h"
 #include "common/macros.h"
+#include "common/paths.h"
 #include "probes/cgroup.h"
 #include "probes/procfs.h"
 
-#define DEFAULT_ROOT "/sys/fs/cgroup"
 /* Deep enough for machine.slice/<tenant>.slice/machine-…scope and libvirt's custom
  * partitions (/machine/<partition>/…), shallow enough that a host with thousands of
  * service cgroups is walked in milliseconds, once per VM start. */
@@ -99,11 +99,11 @@ static bool in_space_list(const char *list, const char *word) {
 /* A mount point under /sys/fs/cgroup moves to root; others keep their place under root
  * as if root were "/" (only meaningful in tests, where root is not the default). */
 static int rebase(const char *root, const char *mnt, char **ret) {
-        size_t dl = strlen(DEFAULT_ROOT);
+        size_t dl = strlen(VMG_CGROUP_ROOT);
         int r;
-        if (strcmp(root, DEFAULT_ROOT) == 0)
+        if (strcmp(root, VMG_CGROUP_ROOT) == 0)
                 r = asprintf(ret, "%s", mnt);
-        else if (strncmp(mnt, DEFAULT_ROOT, dl) == 0 && (mnt[dl] == '\0' || mnt[dl] == '/'))
+        else if (strncmp(mnt, VMG_CGROUP_ROOT, dl) == 0 && (mnt[dl] == '\0' || mnt[dl] == '/'))
                 r = asprintf(ret, "%s%s", root, mnt + dl);
         else
                 r = asprintf(ret, "%s%s", root, mnt);
@@ -148,7 +148,7 @@ static int parse_mountinfo(struct vmg_cgroup_ctx *c, const char *root, FILE *f) 
                         if (r < 0)
                                 return r;
                         if (h == VMG_CG_UNIFIED)
-                                c->v2_at_root = strcmp(mnt, DEFAULT_ROOT) == 0;
+                                c->v2_at_root = strcmp(mnt, VMG_CGROUP_ROOT) == 0;
                 }
         }
         /* getline() returns -1 for a failed allocation too: that is not the end of the file
@@ -166,7 +166,7 @@ static char *read_small_at(int dirfd, const char *file) {
 }
 
 int vmg_cgroup_ctx_new(const struct vmg_cgroup_paths *paths, struct vmg_cgroup_ctx **ret) {
-        const char *root = paths && paths->root ? paths->root : DEFAULT_ROOT;
+        const char *root = paths && paths->root ? paths->root : VMG_CGROUP_ROOT;
         const char *mi = paths && paths->mountinfo ? paths->mountinfo : "/proc/self/mountinfo";
         struct vmg_cgroup_ctx *c = calloc(1, sizeof(*c));
         int r;
@@ -176,7 +176,7 @@ int vmg_cgroup_ctx_new(const struct vmg_cgroup_paths *paths, struct vmg_cgroup_c
                 return -ENOMEM;
         for (int h = 0; h < VMG_CG_N; h++)
                 c->fd[h] = -1;
-        c->proc = strdup(paths && paths->proc ? paths->proc : "/proc");
+        c->proc = strdup(paths && paths->proc ? paths->proc : VMG_PROC_ROOT);
         if (!c->proc) {
                 r = -ENOMEM;
                 goto fail;

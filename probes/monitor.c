@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "common/macros.h"
+#include "common/paths.h"
 #include "probes/libvirt.h"
 #include "probes/netlink.h"
 #include "probes/procfs.h"
@@ -46,12 +47,12 @@ int vmg_monitor_new(const struct vmg_monitor_paths *paths, struct vmg_monitor **
         int r = vmg_cgroup_ctx_new(&paths->cgroup, &m->cg);
         if (r < 0) {
                 log_error_errno(r, "cannot find cgroup hierarchies under %s: %m",
-                                paths->cgroup.root ? paths->cgroup.root : "/sys/fs/cgroup");
+                                paths->cgroup.root ? paths->cgroup.root : VMG_CGROUP_ROOT);
                 goto fail;
         }
         r = vmg_procfs_new(paths->proc_root, &m->proc);
         if (r < 0) {
-                log_error_errno(r, "cannot open %s: %m", paths->proc_root ? paths->proc_root : "/proc");
+                log_error_errno(r, "cannot open %s: %m", paths->proc_root ? paths->proc_root : VMG_PROC_ROOT);
                 goto fail;
         }
         r = vmg_netlink_new(paths->netns_dir, &m->nl);

@@ -3,14 +3,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/macros.h"
 
-#define JOURNAL_TMP VMG_JOURNAL_FILE ".tmp"
 #define JOURNAL_VERSION 1
 
 struct vmg_journal {
@@ -78,20 +79,6 @@ static bool path_is_safe(const char *p) {
         }
 }
 
-static int write_all(int fd, const char *buf, size_t len) {
-        while (len > 0) {
-                ssize_t w = write(fd, buf, len);
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                buf += w;
-                len -= (size_t) w;
-        }
-        return 0;
-}
-
 static json_t *entry_to_json(const struct vmg_journal_entry *e) {
         return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?}", "uuid", e->uuid,
                          "name", e->name, "kind", e->kind, "root", e->root, "path", e->path,
@@ -127,7 +114,7 @@ static int journal_save(struct vmg_journal *j) {
         unsigned long failures = json_failures();
         json_t *root = json_object(), *arr = json_array();
         char *text = NULL;
-        int fd = -1, r = 0;
+        int r = 0;
 
         if (!root || !arr) {
                 json_decref(arr);
@@ -163,43 +150,21 @@ static int journal_save(struct vmg_journal *j) {
                 goto out;
         }
 
-        fd = openat(j->dir_fd, JOURNAL_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                    0600);
-        if (fd < 0) {
-                r = log_error_errno(-errno, "journal: cannot create %s/%s: %m", j->dir, JOURNAL_TMP);
+        /* One trailing newline, so `cat` leaves the prompt on its own line. */
+        size_t len = strlen(text);
+        char *nl = realloc(text, len + 2);
+        if (!nl) {
+                r = -ENOMEM;
                 goto out;
         }
-        r = write_all(fd, text, strlen(text));
-        if (r >= 0)
-                r = write_all(fd, "\n", 1);
-        if (r < 0) {
-                log_error_errno(r, "journal: write %s/%s: %m", j->dir, JOURNAL_TMP);
-                goto out_unlink;
-        }
-        if (fsync(fd) < 0) {
-                r = log_error_errno(-errno, "journal: fsync %s/%s: %m", j->dir, JOURNAL_TMP);
-                goto out_unlink;
-        }
-        r = close(fd);
-        fd = -1;
-        if (r < 0) {
-                r = log_error_errno(-errno, "journal: close %s/%s: %m", j->dir, JOURNAL_TMP);
-                goto out_unlink;
-        }
-        if (renameat(j->dir_fd, JOURNAL_TMP, j->dir_fd, VMG_JOURNAL_FILE) < 0) {
-                r = log_error_errno(-errno, "journal: rename to %s/%s: %m", j->dir, VMG_JOURNAL_FILE);
-                goto out_unlink;
-        }
-        /* The rename is durable only once the directory itself is on disk. */
-        if (fsync(j->dir_fd) < 0)
-                r = log_error_errno(-errno, "journal: fsync of directory %s: %m", j->dir);
+        text = nl;
+        memcpy(text + len, "\n", 2);
+        r = vmg_write_file_atomic(j->dir_fd, VMG_JOURNAL_FILE, text, len + 1, 0600);
+        if (r < 0)
+                log_error_errno(r, "journal: cannot save %s/%s: %m", j->dir, VMG_JOURNAL_FILE);
         goto out;
 
-out_unlink:
-        (void) unlinkat(j->dir_fd, JOURNAL_TMP, 0);
 out:
-        if (fd >= 0)
-                close(fd);
         free(text);
         json_decref(root);
         return r;
@@ -329,7 +294,7 @@ static int mkdir_p(const char *path, mode_t mode) {
 
 int vmg_journal_open(const char *state_dir, struct vmg_journal **ret) {
         if (!state_dir)
-                state_dir = VMG_JOURNAL_DEFAULT_DIR;
+                state_dir = VMG_STATE_DIR;
         struct vmg_journal *j = calloc(1, sizeof *j);
         if (!j)
                 return -ENOMEM;

@@ -3,7 +3,7 @@
  * crash or SIGKILL can put it back. A guest must never stay throttled by a vmguard that is no
  * longer running.
  *
- * File: <state_dir>/journal.json (state_dir defaults to VMG_JOURNAL_DEFAULT_DIR), written
+ * File: <state_dir>/journal.json (state_dir defaults to VMG_STATE_DIR), written
  * atomically (journal.json.tmp, fsync, rename, fsync of the directory). Format (jansson):
  *
  *   {"version": 1,
@@ -32,9 +32,8 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include "common/paths.h"
 
-#define VMG_JOURNAL_DEFAULT_DIR "/run/vmguard"
-#define VMG_JOURNAL_FILE "journal.json"
 
 struct vmg_journal;
 

@@ -32,6 +32,7 @@
 
 #include "common/log.h"
 #include "common/macros.h"
+#include "common/paths.h"
 
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
@@ -153,7 +154,7 @@ int vmg_shaper_netns_path(const char *netns_dir, const char *netns, char *ret, s
         else {
                 if (strchr(netns, '/') || strcmp(netns, ".") == 0 || strcmp(netns, "..") == 0)
                         return -EINVAL;
-                n = snprintf(ret, size, "%s/%s", netns_dir ? netns_dir : "/run/netns", netns);
+                n = snprintf(ret, size, "%s/%s", netns_dir ? netns_dir : VMG_NETNS_DIR, netns);
         }
         if (n < 0 || (size_t) n >= size)
                 return -ENAMETOOLONG;
@@ -166,7 +167,7 @@ int vmg_shaper_new(const struct vmg_shaper_config *cfg, struct vmg_shaper **ret)
         _cleanup_free_ struct vmg_shaper *s = calloc(1, sizeof *s);
         if (!s)
                 return -ENOMEM;
-        s->netns_dir = strdup(cfg && cfg->netns_dir ? cfg->netns_dir : "/run/netns");
+        s->netns_dir = strdup(cfg && cfg->netns_dir ? cfg->netns_dir : VMG_NETNS_DIR);
         s->self_netns = strdup(cfg && cfg->self_netns ? cfg->self_netns
                                                       : "/proc/thread-self/ns/net");
         if (!s->netns_dir || !s->self_netns) {

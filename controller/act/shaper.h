@@ -35,7 +35,7 @@
 #define VMG_SHAPER_MAX_BPS (2147483647.0 * 8)
 
 struct vmg_shaper_config {
-        const char *netns_dir;   /* where named namespaces live; NULL = "/run/netns" */
+        const char *netns_dir;   /* where named namespaces live; NULL = VMG_NETNS_DIR */
         const char *self_netns;  /* this thread's netns file; NULL = "/proc/thread-self/ns/net" */
 };
 

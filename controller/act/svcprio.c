@@ -10,11 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/macros.h"
+#include "common/paths.h"
 
 #define GROUP "vmguard.services"
-#define RECORD "services.json"
 
 struct moved {
         pid_t pid;
@@ -77,13 +78,14 @@ static int save_record(const struct vmg_svcprio *s) {
                 json_array_append_new(arr, json_pack("{s:i, s:s, s:s}", "pid", (int) s->moved[i].pid,
                                                      "service", s->moved[i].service, "origin",
                                                      s->moved[i].origin));
-        char tmp[600], dst[600];
-        snprintf(tmp, sizeof tmp, "%s/.%s.tmp", s->state_dir, RECORD);
-        snprintf(dst, sizeof dst, "%s/%s", s->state_dir, RECORD);
-        int r = json_dump_file(arr, tmp, JSON_COMPACT) == 0 ? 0 : -EIO;
+        /* fsynced like the journal: after a crash this record is all that says where the
+         * services' processes came from, so they can be moved back. */
+        char dst[600];
+        snprintf(dst, sizeof dst, "%s/%s", s->state_dir, VMG_SERVICES_FILE);
+        char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
         json_decref(arr);
-        if (r == 0 && rename(tmp, dst) < 0)
-                r = -errno;
+        int r = text ? vmg_write_file_atomic_path(dst, text, strlen(text), 0600) : -ENOMEM;
+        free(text);
         if (r < 0)
                 log_error_errno(r, "cannot save where services came from in %s: %m", dst);
         return r;
@@ -103,7 +105,7 @@ static int add_moved(struct vmg_svcprio *s, pid_t pid, const char *service, cons
 
 static void load_record(struct vmg_svcprio *s) {
         char path[600];
-        snprintf(path, sizeof path, "%s/%s", s->state_dir, RECORD);
+        snprintf(path, sizeof path, "%s/%s", s->state_dir, VMG_SERVICES_FILE);
         json_error_t e;
         json_t *arr = json_load_file(path, 0, &e);
         if (!arr)
@@ -126,7 +128,7 @@ int vmg_svcprio_new(const char *cpu_root, int version, const char *proc_root,
         if (!s)
                 return -ENOMEM;
         s->cpu_root = strdup(cpu_root);
-        s->proc_root = strdup(proc_root ? proc_root : "/proc");
+        s->proc_root = strdup(proc_root ? proc_root : VMG_PROC_ROOT);
         s->state_dir = strdup(state_dir);
         s->version = version;
         if (!s->cpu_root || !s->proc_root || !s->state_dir) {
@@ -264,7 +266,7 @@ int vmg_svcprio_restore_all(struct vmg_svcprio *s) {
         }
         s->n_moved = 0;
         char rec[600];
-        snprintf(rec, sizeof rec, "%s/%s", s->state_dir, RECORD);
+        snprintf(rec, sizeof rec, "%s/%s", s->state_dir, VMG_SERVICES_FILE);
         (void) unlink(rec);
         if (n > 0)
                 log_info("moved %d service process(es) back to their own cgroups", n);

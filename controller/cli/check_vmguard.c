@@ -10,11 +10,11 @@
 #include <unistd.h>
 
 #include "controller/cli/ctlclient.h"
+#include "common/paths.h"
 
 #ifndef VMG_VERSION
 #define VMG_VERSION "0.1"
 #endif
-#define DEFAULT_SOCKET "/run/vmguard/control.sock"
 
 static unsigned timeout_s = 10;
 
@@ -32,7 +32,7 @@ static void usage(FILE *out) {
                 "  -w, --warning RANGE  warning threshold ([@]start:end, e.g. 10, 10:, ~:10, @10:20)\n"
                 "  -c, --critical RANGE critical threshold\n"
                 "  -t, --timeout SEC    give up after SEC seconds with UNKNOWN (default 10)\n"
-                "  -S, --socket PATH    control socket (default " DEFAULT_SOCKET ")\n"
+                "  -S, --socket PATH    control socket (default " VMG_CONTROL_SOCKET ")\n"
                 "  -f, --status-file F  judge the status file (e.g. /run/vmguard/status.json) instead\n"
                 "                       of asking the root-only socket\n"
                 "      --tenant T       throttled: count only tenant T's guests\n"
@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
                 {},
         };
         struct vmg_check_opts o = { .mode = VMG_CHECK_DAEMON };
-        const char *sock = DEFAULT_SOCKET, *file = NULL;
+        const char *sock = VMG_CONTROL_SOCKET, *file = NULL;
         int c;
 
         while ((c = getopt_long(argc, argv, "m:w:c:t:S:f:vhV", opts, NULL)) != -1) {

@@ -9,11 +9,10 @@
 #include <unistd.h>
 
 #include "common/macros.h"
+#include "common/paths.h"
 #include "controller/cli/commands.h"
 #include "policies/policy.h"
 
-#define DEFAULT_HOST_FILE "/etc/vmguard/host.json"
-#define DEFAULT_TENANTS_DIR "/etc/vmguard/tenants.d"
 
 /* Exit statuses: 0 the policy is valid, 1 it is not, 2 the command line is wrong. */
 #define EXIT_INVALID 1
@@ -27,10 +26,10 @@ static void usage(FILE *out) {
                 "(defaults filled in) and \"configuration OK\", or the first error as\n"
                 "FILE:LINE:COL: FIELD: message.\n"
                 "\n"
-                "  --host FILE     host policy (default " DEFAULT_HOST_FILE
+                "  --host FILE     host policy (default " VMG_HOST_FILE
                 ", built-in defaults\n"
                 "                  when that file does not exist)\n"
-                "  --tenants DIR   directory of tenant files, *.json (default " DEFAULT_TENANTS_DIR
+                "  --tenants DIR   directory of tenant files, *.json (default " VMG_TENANTS_DIR
                 ")\n"
                 "  -q, --quiet     print only errors and \"configuration OK\"\n"
                 "  TENANT.json     tenant files to check; without --tenants only these are\n"
@@ -156,18 +155,18 @@ static int policy_check(int argc, char **argv) {
          * defaults and meters every VM without limits. An absent file the user named is an
          * error. */
         if (!host_given) {
-                if (access(DEFAULT_HOST_FILE, F_OK) == 0)
-                        host = DEFAULT_HOST_FILE;
+                if (access(VMG_HOST_FILE, F_OK) == 0)
+                        host = VMG_HOST_FILE;
                 else if (!quiet)
                         fprintf(stderr, "vmguard: %s does not exist, using built-in host defaults\n",
-                                DEFAULT_HOST_FILE);
+                                VMG_HOST_FILE);
         }
         if (!tenants_given && n_files == 0) {
-                if (access(DEFAULT_TENANTS_DIR, F_OK) == 0)
-                        tenants = DEFAULT_TENANTS_DIR;
+                if (access(VMG_TENANTS_DIR, F_OK) == 0)
+                        tenants = VMG_TENANTS_DIR;
                 else if (!quiet)
                         fprintf(stderr, "vmguard: %s does not exist, no tenants\n",
-                                DEFAULT_TENANTS_DIR);
+                                VMG_TENANTS_DIR);
         }
 
         if (tenants) {

@@ -14,6 +14,7 @@
 #include "controller/cli/ctlclient.h"
 #include "controller/daemon/ctlsock.h"
 #include "policies/policy.h"
+#include "common/paths.h"
 
 #define EXIT_NO_VM 3
 /* Long enough for a daemon in the middle of a slow tick (the socket is served between
@@ -38,7 +39,7 @@ static int parse_opts(int argc, char **argv, bool want_vm, struct cli_opts *o) {
         static char sock_in_state_dir[108]; /* sun_path: longer cannot be a socket anyway */
         bool socket_given = false;
         int c;
-        *o = (struct cli_opts) { .socket = VMG_CTL_DEFAULT_PATH, .state_dir = VMG_CTL_DEFAULT_STATE_DIR };
+        *o = (struct cli_opts) { .socket = VMG_CONTROL_SOCKET, .state_dir = VMG_STATE_DIR };
         optind = 1;
         while ((c = getopt_long(argc, argv, "jS:s:h", opts, NULL)) != -1) {
                 switch (c) {
@@ -50,7 +51,7 @@ static int parse_opts(int argc, char **argv, bool want_vm, struct cli_opts *o) {
                 }
         }
         /* vmguardd puts its socket in its state dir unless told otherwise: so do we. */
-        if (!socket_given && strcmp(o->state_dir, VMG_CTL_DEFAULT_STATE_DIR) != 0 &&
+        if (!socket_given && strcmp(o->state_dir, VMG_STATE_DIR) != 0 &&
             snprintf(sock_in_state_dir, sizeof sock_in_state_dir, "%s/control.sock", o->state_dir) <
                     (int) sizeof sock_in_state_dir)
                 o->socket = sock_in_state_dir;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/macros.h"
+#include "common/paths.h"
 #include "controller/cli/ctlclient.h"
 
 static int64_t mono_ms(void) {
@@ -276,8 +277,8 @@ int vmg_ctl_fetch(const char *socket_path, const char *state_dir, const json_t *
 
         struct vmg_ctl_view v = { .from_file = true, .socket_error = r };
         double age = 0;
-        snprintf(v.file, sizeof v.file, "%s/%s", state_dir ? state_dir : VMG_CTL_DEFAULT_STATE_DIR,
-                 VMG_CTL_STATUS_FILE);
+        snprintf(v.file, sizeof v.file, "%s/%s", state_dir ? state_dir : VMG_STATE_DIR,
+                 VMG_STATUS_FILE);
         int rf = read_status_file(v.file, &v.reply, &age);
         if (rf < 0)
                 return rf == -ENOENT ? r : rf;
@@ -741,7 +742,7 @@ int vmg_check_run(const struct vmg_check_opts *o, const char *socket_path, const
                 if (extra < 0)
                         extra = 0;
         } else {
-                const char *path = socket_path ? socket_path : "/run/vmguard/control.sock";
+                const char *path = socket_path ? socket_path : VMG_CONTROL_SOCKET;
                 json_t *req = json_pack("{s:s}", "cmd", "status");
                 r = req ? vmg_ctl_call(path, req, timeout_ms, &reply) : -ENOMEM;
                 json_decref(req);

@@ -7,8 +7,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define VMG_CTL_DEFAULT_STATE_DIR "/run/vmguard"
-#define VMG_CTL_STATUS_FILE "status.json"
 /* A status file older than this many ticks means the daemon is not running: it rewrites
  * the file every tick, and one slow tick or two should not cry wolf. */
 #define VMG_CTL_STALE_TICKS 3

@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "common/macros.h"
+#include "common/paths.h"
 #include "controller/cli/commands.h"
 #include "controller/cli/ctlclient.h"
 #include "controller/daemon/ctlsock.h"
@@ -332,7 +333,7 @@ int cmd_top(int argc, char **argv) {
         bool once = false, json = false, socket_given = false;
         double interval = 1.0;
         const char *uri = NULL;
-        const char *socket_path = VMG_CTL_DEFAULT_PATH, *state_dir = VMG_CTL_DEFAULT_STATE_DIR;
+        const char *socket_path = VMG_CONTROL_SOCKET, *state_dir = VMG_STATE_DIR;
         struct vmg_monitor_paths paths = {};
         struct vmg_service extra[16];
         size_t n_extra = 0;
@@ -367,7 +368,7 @@ int cmd_top(int argc, char **argv) {
         }
         /* vmguardd puts its socket in its state dir unless told otherwise: so do we. */
         char sock_in_state_dir[108]; /* sun_path: longer cannot be a socket anyway */
-        if (!socket_given && strcmp(state_dir, VMG_CTL_DEFAULT_STATE_DIR) != 0 &&
+        if (!socket_given && strcmp(state_dir, VMG_STATE_DIR) != 0 &&
             snprintf(sock_in_state_dir, sizeof sock_in_state_dir, "%s/control.sock", state_dir) <
                     (int) sizeof sock_in_state_dir)
                 socket_path = sock_in_state_dir;

@@ -396,7 +396,7 @@ int vmg_ctl_server_new(const char *path, vmg_ctl_handler_t handler, void *ud,
         if (!ret)
                 return -EINVAL;
         if (!path)
-                path = VMG_CTL_DEFAULT_PATH;
+                path = VMG_CONTROL_SOCKET;
         if (strlen(path) >= sizeof sa.sun_path)
                 return log_error_errno(ENAMETOOLONG, "control socket %s: path longer than %zu bytes",
                                        path, sizeof sa.sun_path - 1);

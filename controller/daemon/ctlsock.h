@@ -12,8 +12,8 @@
 #include <sys/types.h>
 
 #include "policies/policy.h"
+#include "common/paths.h"
 
-#define VMG_CTL_DEFAULT_PATH "/run/vmguard/control.sock"
 /* Protocol version: the "version" of the snapshot and of the ping reply. */
 #define VMG_CTL_PROTOCOL_VERSION 1
 /* A request line longer than this (newline included) is refused and the client closed:
@@ -30,7 +30,7 @@ typedef json_t *(*vmg_ctl_handler_t)(const json_t *request, void *ud);
 
 struct vmg_ctl_server;
 
-/* Creates the socket at path (NULL: VMG_CTL_DEFAULT_PATH; its directory must exist),
+/* Creates the socket at path (NULL: VMG_CONTROL_SOCKET; its directory must exist),
  * replacing a stale socket file but never another kind of file, with mode 0600. Returns 0
  * or -errno (logged with the path): -EEXIST when path is not a socket, -EADDRINUSE when a
  * live server already answers there, -ENAMETOOLONG. */

@@ -11,8 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/macros.h"
+#include "common/paths.h"
 #include "controller/act/actuator.h"
 #include "controller/act/blkiotune.h"
 #include "controller/engine/engine.h"
@@ -24,10 +26,6 @@
 #include "probes/libvirt.h"
 #include "probes/netlink.h"
 
-#define DEFAULT_HOST_FILE "/etc/vmguard/host.json"
-#define DEFAULT_TENANTS_DIR "/etc/vmguard/tenants.d"
-#define DEFAULT_STATE_DIR "/run/vmguard"
-#define STATUS_FILE "status.json"
 #ifndef VMG_DAEMON_VERSION
 #define VMG_DAEMON_VERSION "0.1"
 #endif
@@ -154,7 +152,7 @@ static void unshape_vm(struct vmg_manager *m, const struct vmg_vm *vm) {
  * kernel.task_delayacct=1, off by default since 5.14 for its small scheduling cost. */
 static void delayacct_enable(struct vmg_manager *m) {
         char path[512], buf[8] = "";
-        snprintf(path, sizeof path, "%s/sys/kernel/task_delayacct", m->cfg.proc_root ? m->cfg.proc_root : "/proc");
+        snprintf(path, sizeof path, "%s/sys/kernel/task_delayacct", m->cfg.proc_root ? m->cfg.proc_root : VMG_PROC_ROOT);
         _cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC);
         if (fd < 0)
                 return; /* older kernels account always and have no switch */
@@ -172,7 +170,7 @@ static void delayacct_restore(struct vmg_manager *m) {
         if (m->delayacct_orig < 0)
                 return;
         char path[512];
-        snprintf(path, sizeof path, "%s/sys/kernel/task_delayacct", m->cfg.proc_root ? m->cfg.proc_root : "/proc");
+        snprintf(path, sizeof path, "%s/sys/kernel/task_delayacct", m->cfg.proc_root ? m->cfg.proc_root : VMG_PROC_ROOT);
         _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
         if (fd < 0 || write(fd, "0", 1) != 1)
                 log_warning_errno(errno, "cannot restore %s to 0: %m", path);
@@ -198,7 +196,7 @@ static int probers_new(const struct vmg_manager *m, const struct vmg_policy *p,
                         continue;
                 char ns[512];
                 if (s->probe_netns)
-                        snprintf(ns, sizeof ns, "%s/%s", m->cfg.netns_dir ? m->cfg.netns_dir : "/run/netns",
+                        snprintf(ns, sizeof ns, "%s/%s", m->cfg.netns_dir ? m->cfg.netns_dir : VMG_NETNS_DIR,
                                  s->probe_netns);
                 int r = vmg_prober_new(s->probe_dns, s->probe_netns ? ns : NULL, &v[i]);
                 if (r < 0)
@@ -273,9 +271,9 @@ int vmg_manager_new(const struct vmg_manager_config *cfg, struct vmg_manager **r
                 return -ENOMEM;
         m->cfg = *cfg;
         m->delayacct_orig = -1;
-        m->host_file = strdup(cfg->host_file ? cfg->host_file : DEFAULT_HOST_FILE);
-        m->tenants_dir = strdup(cfg->tenants_dir ? cfg->tenants_dir : DEFAULT_TENANTS_DIR);
-        m->state_dir = strdup(cfg->state_dir ? cfg->state_dir : DEFAULT_STATE_DIR);
+        m->host_file = strdup(cfg->host_file ? cfg->host_file : VMG_HOST_FILE);
+        m->tenants_dir = strdup(cfg->tenants_dir ? cfg->tenants_dir : VMG_TENANTS_DIR);
+        m->state_dir = strdup(cfg->state_dir ? cfg->state_dir : VMG_STATE_DIR);
         if (!m->host_file || !m->tenants_dir || !m->state_dir) {
                 r = -ENOMEM;
                 goto fail;
@@ -781,13 +779,13 @@ static void write_status(struct vmg_manager *m, uint64_t now_ns) {
                 json_decref(root);
                 return;
         }
-        char tmp[512], dst[512];
-        snprintf(tmp, sizeof tmp, "%s/.%s.tmp", m->state_dir, STATUS_FILE);
-        snprintf(dst, sizeof dst, "%s/%s", m->state_dir, STATUS_FILE);
-        if (json_dump_file(root, tmp, JSON_COMPACT | JSON_REAL_PRECISION(17)) == 0) {
-                if (rename(tmp, dst) < 0)
-                        log_debug_errno(errno, "cannot rename %s: %m", tmp);
-        }
+        char *text = root ? json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+        char dst[512];
+        snprintf(dst, sizeof dst, "%s/%s", m->state_dir, VMG_STATUS_FILE);
+        int r = text ? vmg_write_file_atomic_path(dst, text, strlen(text), 0644) : -ENOMEM;
+        if (r < 0)
+                log_debug_errno(r, "cannot write %s: %m", dst);
+        free(text);
         json_decref(root);
 }
 

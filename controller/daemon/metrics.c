@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/macros.h"
 #include "controller/daemon/metrics.h"
@@ -494,23 +495,18 @@ int vmg_metrics_write_textfile(const json_t *snapshot, const char *path) {
         if (len <= 5 || strcmp(path + len - 5, ".prom") != 0)
                 return log_error_errno(EINVAL, "metrics textfile %s: name must end in .prom, or node_exporter ignores it",
                                        path ? path : "(null)");
-        _cleanup_free_ char *tmp = NULL;
-        if (asprintf(&tmp, "%s.tmp", path) < 0)
-                return -ENOMEM;
-        FILE *f = fopen(tmp, "we");
+        char *text = NULL;
+        size_t text_len = 0;
+        FILE *f = open_memstream(&text, &text_len);
         if (!f)
-                return log_error_errno(errno, "metrics textfile: cannot create %s: %m", tmp);
+                return log_error_errno(errno, "metrics textfile %s: %m", path);
         int r = vmg_metrics_render(snapshot, f);
         if (fclose(f) != 0 && r >= 0)
                 r = -errno;
-        if (r < 0) {
-                (void) unlink(tmp);
-                return log_error_errno(r, "metrics textfile: cannot write %s: %m", tmp);
-        }
-        if (rename(tmp, path) < 0) {
-                r = -errno;
-                (void) unlink(tmp);
-                return log_error_errno(r, "metrics textfile: cannot rename %s to %s: %m", tmp, path);
-        }
+        if (r >= 0)
+                r = vmg_write_file_atomic_path(path, text, text_len, 0644);
+        free(text);
+        if (r < 0)
+                return log_error_errno(r, "metrics textfile: cannot write %s: %m", path);
         return 0;
 }

@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "common/macros.h"
+#include "common/paths.h"
 #include "controller/daemon/ctlsock.h"
 #include "controller/daemon/httpd.h"
 #include "controller/daemon/metrics.h"
@@ -134,7 +135,7 @@ static void psi_arm(struct daemon *d) {
                 if (frac[i] <= 0)
                         continue;
                 char path[512];
-                snprintf(path, sizeof path, "%s/pressure/%s", d->proc_root ? d->proc_root : "/proc", file[i]);
+                snprintf(path, sizeof path, "%s/pressure/%s", d->proc_root ? d->proc_root : VMG_PROC_ROOT, file[i]);
                 int fd = vmg_psi_trigger_open(path, frac[i], window);
                 if (fd < 0) {
                         log_info("no PSI trigger on %s (%s): reacting at tick boundaries", path, strerror(-fd));
@@ -283,7 +284,7 @@ int main(int argc, char **argv) {
                 }
         }
         char ctl_default[512];
-        snprintf(ctl_default, sizeof ctl_default, "%s/control.sock", cfg.state_dir ? cfg.state_dir : "/run/vmguard");
+        snprintf(ctl_default, sizeof ctl_default, "%s/" VMG_CONTROL_SOCKET_NAME, cfg.state_dir ? cfg.state_dir : VMG_STATE_DIR);
         r = vmg_ctl_server_new(ctl_path ? ctl_path : ctl_default, on_ctl_request, &d, &d.ctl);
         if (r < 0)
                 goto out;
