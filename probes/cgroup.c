@@ -35,10 +35,6 @@ static const char *const hier_names[VMG_CG_N] = {
         [VMG_CG_SYSTEMD] = "name=systemd", [VMG_CG_UNIFIED] = "unified",
 };
 
-const char *vmg_cg_hier_name(enum vmg_cg_hier h) {
-        return h < VMG_CG_N ? hier_names[h] : "?";
-}
-
 struct vmg_cgroup_ctx {
         char *proc;
         char *path[VMG_CG_N];
@@ -511,7 +507,6 @@ enum vm_file {
         F_IO_STAT,
         F_CPU_PRESSURE,
         F_IO_PRESSURE,
-        F_CLASSID,
         F_N,
 };
 
@@ -527,7 +522,6 @@ static const struct {
         [F_IO_STAT] = { VMG_CG_UNIFIED, "io.stat" },
         [F_CPU_PRESSURE] = { VMG_CG_UNIFIED, "cpu.pressure" },
         [F_IO_PRESSURE] = { VMG_CG_UNIFIED, "io.pressure" },
-        [F_CLASSID] = { VMG_CG_NET_CLS, "net_cls.classid" },
 };
 
 struct vmg_cgroup_vm {
@@ -922,22 +916,6 @@ int vmg_cgroup_vm_read(struct vmg_cgroup_vm *vm, struct vmg_vm_counters *c) {
         memcpy(c->devs, t.devs, sizeof(c->devs));
         c->psi_cpu = t.psi_cpu;
         c->psi_io = t.psi_io;
-        return 0;
-}
-
-int vmg_cgroup_vm_classid(struct vmg_cgroup_vm *vm, uint32_t *ret) {
-        char buf[64];
-        if (vm->fd[F_CLASSID] < 0)
-                return -ENOENT;
-        ssize_t n = vm_pread(vm, F_CLASSID, buf, sizeof(buf));
-        if (n < 0)
-                return (int) n;
-        char *e;
-        errno = 0;
-        unsigned long v = strtoul(buf, &e, 10);
-        if (errno || e == buf || v > UINT32_MAX)
-                return bad_content(vm, F_CLASSID, buf);
-        *ret = (uint32_t) v;
         return 0;
 }
 

@@ -19,8 +19,6 @@ enum vmg_cg_hier {
         VMG_CG_UNIFIED, /* cgroup2, at the root (pure v2) or at unified/ (hybrid) */
         VMG_CG_N,
 };
-/* "cpu", "cpuacct", "blkio", "net_cls", "name=systemd", "unified". */
-const char *vmg_cg_hier_name(enum vmg_cg_hier h);
 
 struct vmg_cgroup_paths {
         const char *root;      /* NULL: /sys/fs/cgroup */
@@ -99,10 +97,6 @@ int vmg_cgroup_vm_dir_fd(const struct vmg_cgroup_vm *vm, enum vmg_cg_hier h);
  * alone; nothing is written on failure. Returns 0, -ENOENT/-ENODEV when the cgroup
  * vanished, -EINVAL on unparsable content. */
 int vmg_cgroup_vm_read(struct vmg_cgroup_vm *vm, struct vmg_vm_counters *c);
-
-/* net_cls.classid of the VM's net_cls group. Returns 0, -ENOENT when net_cls is not
- * mounted or the VM has no group there, -EINVAL. */
-int vmg_cgroup_vm_classid(struct vmg_cgroup_vm *vm, uint32_t *ret);
 
 /* Finds a directory named name in hierarchy h by the same symlink-refusing walk (e.g. a
  * systemd unit "dnsmasq.service" under system.slice/). *ret is relative to the hierarchy

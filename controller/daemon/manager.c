@@ -264,7 +264,6 @@ int vmg_manager_rescan(struct vmg_manager *m) {
 }
 
 int vmg_manager_new(const struct vmg_manager_config *cfg, struct vmg_manager **ret) {
-        _cleanup_(freep) struct vmg_manager *m_alloc = NULL;
         struct vmg_manager *m = calloc(1, sizeof *m);
         int r;
         if (!m)
