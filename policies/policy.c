@@ -321,16 +321,16 @@ static bool find_dup_visit(void *userdata, const char *path, int line, int colum
 /* ---------------------------------------------------------------------------------------
  * Parsing context and typed getters */
 
-struct pctx {
+struct parse_ctx {
         const char *file;
         const char *buf;
         size_t len;
         struct vmg_policy_error *err;
 };
 
-static int perr(struct pctx *c, const char *field, const char *fmt, ...)
+static int perr(struct parse_ctx *c, const char *field, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
-static int perr(struct pctx *c, const char *field, const char *fmt, ...) {
+static int perr(struct parse_ctx *c, const char *field, const char *fmt, ...) {
         int line, column;
         locate(c->buf, c->len, field, &line, &column);
         va_list ap;
@@ -341,7 +341,7 @@ static int perr(struct pctx *c, const char *field, const char *fmt, ...) {
         return -EINVAL;
 }
 
-static int oom(struct pctx *c) {
+static int oom(struct parse_ctx *c) {
         return set_error(c->err, -ENOMEM, c->file, 0, 0, "", "out of memory");
 }
 
@@ -423,7 +423,7 @@ static const char *closest_key(const char *key, const char *const *allowed) {
         return best;
 }
 
-static int check_keys(struct pctx *c, json_t *obj, const char *path,
+static int check_keys(struct parse_ctx *c, json_t *obj, const char *path,
                       const char *const *allowed) {
         const char *key;
         json_t *v;
@@ -450,7 +450,7 @@ static int check_keys(struct pctx *c, json_t *obj, const char *path,
         return 0;
 }
 
-static int get_object(struct pctx *c, json_t *parent, const char *path, const char *key,
+static int get_object(struct parse_ctx *c, json_t *parent, const char *path, const char *key,
                       json_t **ret) {
         char field[256];
         json_t *v = key ? json_object_get(parent, key) : parent;
@@ -466,7 +466,7 @@ static int get_object(struct pctx *c, json_t *parent, const char *path, const ch
 }
 
 /* 1 and *ret set when present, 0 when absent, -EINVAL when not a non-empty string. */
-static int get_string(struct pctx *c, json_t *obj, const char *path, const char *key,
+static int get_string(struct parse_ctx *c, json_t *obj, const char *path, const char *key,
                       const char **ret) {
         char field[256];
         json_t *v = json_object_get(obj, key);
@@ -483,15 +483,15 @@ static int get_string(struct pctx *c, json_t *obj, const char *path, const char 
         return 1;
 }
 
-enum qkind { Q_CPU, Q_BYTES, Q_IOPS, Q_BITS, Q_FRACTION };
+enum quantity_id { Q_CPU, Q_BYTES, Q_IOPS, Q_BITS, Q_FRACTION };
 
-static const struct qinfo {
+static const struct quantity_kind {
         const char *what;
         const char *hint;
         bool bare_number_ok;
         int (*parse)(const char *s, double *ret);
         enum vmg_resource res; /* for formatting in range messages */
-} qinfo[] = {
+} quantity_kinds[] = {
         [Q_CPU] = { "CPU amount", "cores (\"1.5 cores\", 1.5) or percent of one core (\"150%\")",
                     true, vmg_parse_cpu, VMG_RES_CPU },
         [Q_BYTES] = { "byte rate",
@@ -506,10 +506,10 @@ static const struct qinfo {
                          VMG_RES_COUNT },
 };
 
-static int get_quantity(struct pctx *c, json_t *obj, const char *path, const char *key,
-                        enum qkind k, double *ret) {
+static int get_quantity(struct parse_ctx *c, json_t *obj, const char *path, const char *key,
+                        enum quantity_id k, double *ret) {
         char field[256];
-        const struct qinfo *q = &qinfo[k];
+        const struct quantity_kind *q = &quantity_kinds[k];
         json_t *v = json_object_get(obj, key);
         double d;
         if (!v)
@@ -557,7 +557,7 @@ static const char *format_duration(uint64_t ns, char *buf, size_t len) {
 }
 
 /* Reads an optional duration and checks it lies in [min, max]. */
-static int get_duration(struct pctx *c, json_t *obj, const char *path, const char *key,
+static int get_duration(struct parse_ctx *c, json_t *obj, const char *path, const char *key,
                         uint64_t min, uint64_t max, uint64_t *ret) {
         char field[256], a[32], b[32];
         json_t *v = json_object_get(obj, key);
@@ -589,7 +589,7 @@ static int get_duration(struct pctx *c, json_t *obj, const char *path, const cha
         return 1;
 }
 
-static int get_fraction(struct pctx *c, json_t *obj, const char *path, const char *key,
+static int get_fraction(struct parse_ctx *c, json_t *obj, const char *path, const char *key,
                         double min, double max, bool min_exclusive, double *ret) {
         char field[256];
         double d;
@@ -608,7 +608,7 @@ static int get_fraction(struct pctx *c, json_t *obj, const char *path, const cha
 /* ---------------------------------------------------------------------------------------
  * Tenant files */
 
-static enum qkind resource_kind(enum vmg_resource r) {
+static enum quantity_id resource_kind(enum vmg_resource r) {
         switch (r) {
         case VMG_RES_CPU: return Q_CPU;
         case VMG_RES_DISK_READ_BPS:
@@ -631,7 +631,7 @@ static double resource_max(enum vmg_resource r) {
         }
 }
 
-static int get_limit(struct pctx *c, json_t *obj, const char *path, const char *key,
+static int get_limit(struct parse_ctx *c, json_t *obj, const char *path, const char *key,
                      enum vmg_resource res, double *ret) {
         char field[256], buf[64];
         double d;
@@ -650,7 +650,7 @@ static int get_limit(struct pctx *c, json_t *obj, const char *path, const char *
         return 1;
 }
 
-static int parse_rule(struct pctx *c, json_t *v, const char *path, enum vmg_resource res,
+static int parse_rule(struct parse_ctx *c, json_t *v, const char *path, enum vmg_resource res,
                       struct vmg_rule *ret) {
         static const char *const keys[] = { "cap", "noisy_above", "for", "throttle_to",
                                             "floor", "calm_for", NULL };
@@ -757,7 +757,7 @@ static bool valid_uuid(const char *s) {
         return *s == 0;
 }
 
-static int add_match(struct pctx *c, struct vmg_tenant *t, enum vmg_match_kind kind,
+static int add_match(struct parse_ctx *c, struct vmg_tenant *t, enum vmg_match_kind kind,
                      const char *value, const char *field) {
         struct vmg_vm_match *n = realloc(t->matches, (t->n_matches + 1) * sizeof *n);
         if (!n)
@@ -776,7 +776,7 @@ static int add_match(struct pctx *c, struct vmg_tenant *t, enum vmg_match_kind k
         return 0;
 }
 
-static int parse_matcher_list(struct pctx *c, json_t *vms, const char *key,
+static int parse_matcher_list(struct parse_ctx *c, json_t *vms, const char *key,
                               enum vmg_match_kind kind, struct vmg_tenant *t) {
         char path[64], field[256];
         json_t *list = json_object_get(vms, key), *v;
@@ -812,7 +812,7 @@ static int parse_matcher_list(struct pctx *c, json_t *vms, const char *key,
         return 0;
 }
 
-static int parse_vms(struct pctx *c, json_t *root, struct vmg_tenant *t) {
+static int parse_vms(struct parse_ctx *c, json_t *root, struct vmg_tenant *t) {
         static const char *const keys[] = { "metadata", "names", "uuids", NULL };
         json_t *vms, *meta;
         int r = get_object(c, root, "", "vms", &vms);
@@ -860,7 +860,7 @@ static bool file_stem(const char *name, char *buf, size_t len) {
 
 /* jansson, then the checks shared by both file kinds: syntax (with jansson's position),
  * duplicate keys (positions from the walker), a top-level object. */
-static int load_json(struct pctx *c, json_t **ret) {
+static int load_json(struct parse_ctx *c, json_t **ret) {
         /* Zeroed: jansson leaves the error code unset on some failed allocations. */
         json_error_t jerr = { 0 };
         json_t *root = json_loadb(c->buf, c->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
@@ -910,7 +910,7 @@ int vmg_tenant_parse(const char *name, const char *buf, size_t len, struct vmg_t
                      struct vmg_policy_error *err) {
         static const char *const keys[] = { "$schema", "tenant", "description", "vms",
                                             "limits", NULL };
-        struct pctx c = { .file = name, .buf = buf, .len = len, .err = err };
+        struct parse_ctx c = { .file = name, .buf = buf, .len = len, .err = err };
         struct vmg_tenant t = { 0 };
         json_t *root = NULL, *limits;
         const char *tname;
@@ -1080,7 +1080,7 @@ static bool valid_probe_dns(const char *s) {
         return true;
 }
 
-static int parse_service(struct pctx *c, json_t *v, const char *path,
+static int parse_service(struct parse_ctx *c, json_t *v, const char *path,
                          const struct vmg_service *prev, size_t n_prev,
                          struct vmg_service *ret) {
         static const char *const keys[] = { "name", "description", "process", "unit",
@@ -1217,7 +1217,7 @@ int vmg_host_policy_parse(const char *name, const char *buf, size_t len,
         static const char *const contention_keys[] = { "psi_io_some", "psi_cpu_some",
                                                        "vm_steal", NULL };
         static const char *const damping_keys[] = { "min_hold", "step_down", "step_up", NULL };
-        struct pctx c = { .file = name, .buf = buf, .len = len, .err = err };
+        struct parse_ctx c = { .file = name, .buf = buf, .len = len, .err = err };
         struct vmg_host_policy h;
         json_t *root = NULL, *obj, *services;
         const char *desc;
@@ -1452,7 +1452,7 @@ static bool is_tenant_file_name(const char *name) {
 
 /* One read of a policy file as it was at that moment: its contents or why it could not be
  * read, and the inode it came from. */
-struct fsnap {
+struct file_read {
         char *path;
         char *buf;
         size_t len;
@@ -1462,31 +1462,31 @@ struct fsnap {
 };
 
 /* One pass over the host file and the tenant directory. */
-struct psnap {
+struct policy_files_read {
         int r; /* listing the directory failed: err says why */
         struct vmg_policy_error err;
         struct timespec dir_mtime;
         ino_t dir_ino;
-        struct fsnap host;
-        struct fsnap *t;
+        struct file_read host;
+        struct file_read *t;
         size_t n;
 };
 
-static void fsnap_done(struct fsnap *f) {
+static void file_read_done(struct file_read *f) {
         free(f->path);
         free(f->buf);
-        *f = (struct fsnap) {};
+        *f = (struct file_read) {};
 }
 
-static void psnap_done(struct psnap *s) {
-        fsnap_done(&s->host);
+static void policy_files_read_done(struct policy_files_read *s) {
+        file_read_done(&s->host);
         for (size_t i = 0; i < s->n; i++)
-                fsnap_done(&s->t[i]);
+                file_read_done(&s->t[i]);
         free(s->t);
-        *s = (struct psnap) {};
+        *s = (struct policy_files_read) {};
 }
 
-static int fsnap_read(struct fsnap *f) {
+static int file_read_read(struct file_read *f) {
         struct stat st;
         f->r = read_file(f->path, &f->buf, &f->len, &f->err);
         if (f->r >= 0 && stat(f->path, &st) == 0)
@@ -1496,13 +1496,13 @@ static int fsnap_read(struct fsnap *f) {
 
 /* Lists tenants_dir and reads every file once. Returns -ENOMEM only; everything else is
  * recorded in the snapshot, to be compared with the next pass before it is believed. */
-static int psnap_read(const char *host_file, const char *tenants_dir, struct psnap *s) {
+static int policy_files_read_read(const char *host_file, const char *tenants_dir, struct policy_files_read *s) {
         int r;
         if (host_file) {
                 s->host.path = strdup(host_file);
                 if (!s->host.path)
                         return -ENOMEM;
-                r = fsnap_read(&s->host);
+                r = file_read_read(&s->host);
                 if (r < 0)
                         return r;
         }
@@ -1563,14 +1563,14 @@ static int psnap_read(const char *host_file, const char *tenants_dir, struct psn
         s->n = n;
         free(names);
         for (size_t i = 0; i < s->n && s->r >= 0; i++) {
-                r = fsnap_read(&s->t[i]);
+                r = file_read_read(&s->t[i]);
                 if (r < 0)
                         return r;
         }
         return 0;
 }
 
-static bool fsnap_same(const struct fsnap *a, const struct fsnap *b) {
+static bool file_read_same(const struct file_read *a, const struct file_read *b) {
         if ((a->path == NULL) != (b->path == NULL))
                 return false;
         if (!a->path)
@@ -1579,19 +1579,19 @@ static bool fsnap_same(const struct fsnap *a, const struct fsnap *b) {
                a->len == b->len && (a->r < 0 || memcmp(a->buf, b->buf, a->len) == 0);
 }
 
-static bool psnap_same(const struct psnap *a, const struct psnap *b) {
+static bool policy_files_read_same(const struct policy_files_read *a, const struct policy_files_read *b) {
         if (a->r != b->r || a->n != b->n || a->dir_ino != b->dir_ino ||
             a->dir_mtime.tv_sec != b->dir_mtime.tv_sec || a->dir_mtime.tv_nsec != b->dir_mtime.tv_nsec ||
-            !fsnap_same(&a->host, &b->host))
+            !file_read_same(&a->host, &b->host))
                 return false;
         for (size_t i = 0; i < a->n; i++)
-                if (!fsnap_same(&a->t[i], &b->t[i]))
+                if (!file_read_same(&a->t[i], &b->t[i]))
                         return false;
         return true;
 }
 
 /* Parses a snapshot that two passes agreed on: the same contract as vmg_policy_load(). */
-static int psnap_parse(const struct psnap *s, struct vmg_policy **ret, struct vmg_policy_error *err) {
+static int policy_files_read_parse(const struct policy_files_read *s, struct vmg_policy **ret, struct vmg_policy_error *err) {
         _cleanup_(policy_freep) struct vmg_policy *p = calloc(1, sizeof *p);
         int r;
         if (!p)
@@ -1642,9 +1642,9 @@ static int psnap_parse(const struct psnap *s, struct vmg_policy **ret, struct vm
 int vmg_policy_load_files(const char *host_file, const char *const *tenant_files,
                           size_t n_tenant_files, struct vmg_policy **ret,
                           struct vmg_policy_error *err) {
-        _cleanup_(psnap_done) struct psnap s = {};
+        _cleanup_(policy_files_read_done) struct policy_files_read s = {};
 
-        if (host_file && (!(s.host.path = strdup(host_file)) || fsnap_read(&s.host) < 0))
+        if (host_file && (!(s.host.path = strdup(host_file)) || file_read_read(&s.host) < 0))
                 goto oom;
         if (n_tenant_files > 0) {
                 s.t = calloc(n_tenant_files, sizeof *s.t);
@@ -1653,9 +1653,9 @@ int vmg_policy_load_files(const char *host_file, const char *const *tenant_files
                 s.n = n_tenant_files;
         }
         for (size_t i = 0; i < n_tenant_files; i++)
-                if (!(s.t[i].path = strdup(tenant_files[i])) || fsnap_read(&s.t[i]) < 0)
+                if (!(s.t[i].path = strdup(tenant_files[i])) || file_read_read(&s.t[i]) < 0)
                         goto oom;
-        return psnap_parse(&s, ret, err);
+        return policy_files_read_parse(&s, ret, err);
 oom:
         return set_error(err, -ENOMEM, host_file, 0, 0, "", "out of memory");
 }
@@ -1674,11 +1674,11 @@ int vmg_policy_load_ex(const char *host_file, const char *tenants_dir,
                        const struct vmg_policy_load_opts *opts, struct vmg_policy **ret,
                        struct vmg_policy_error *err) {
         unsigned tries = opts && opts->tries ? opts->tries : LOAD_TRIES_DEFAULT;
-        struct psnap prev = {}, cur = {};
+        struct policy_files_read prev = {}, cur = {};
         unsigned pass = 0;
         int r;
 
-        r = psnap_read(host_file, tenants_dir, &prev);
+        r = policy_files_read_read(host_file, tenants_dir, &prev);
         for (unsigned t = 0; r >= 0 && t < tries; t++) {
                 if (opts && opts->between_passes)
                         opts->between_passes(opts->userdata, pass);
@@ -1687,16 +1687,16 @@ int vmg_policy_load_ex(const char *host_file, const char *tenants_dir,
                         nanosleep(&ts, NULL);
                 }
                 pass++;
-                r = psnap_read(host_file, tenants_dir, &cur);
+                r = policy_files_read_read(host_file, tenants_dir, &cur);
                 if (r < 0)
                         break;
-                if (psnap_same(&prev, &cur)) {
-                        r = psnap_parse(&cur, ret, err);
+                if (policy_files_read_same(&prev, &cur)) {
+                        r = policy_files_read_parse(&cur, ret, err);
                         goto out;
                 }
-                psnap_done(&prev);
+                policy_files_read_done(&prev);
                 prev = cur;
-                cur = (struct psnap) {};
+                cur = (struct policy_files_read) {};
         }
         if (r == -ENOMEM)
                 r = set_error(err, -ENOMEM, tenants_dir, 0, 0, "", "out of memory");
@@ -1705,8 +1705,8 @@ int vmg_policy_load_ex(const char *host_file, const char *tenants_dir,
                               "kept changing while being read (%u tries): not loaded, "
                               "send SIGHUP again once the edit is done", tries);
 out:
-        psnap_done(&prev);
-        psnap_done(&cur);
+        policy_files_read_done(&prev);
+        policy_files_read_done(&cur);
         return r;
 }
 

@@ -41,30 +41,30 @@ struct vmg_actuator {
         void *write_userdata;
 };
 
-enum vmg_act_class vmg_act_classify(int r) {
+enum vmg_result_class vmg_act_classify(int r) {
         if (r >= 0)
-                return VMG_ACT_OK;
+                return VMG_RESULT_OK;
         switch (-r) {
         case ENOENT:
         case ENODEV:
-                return VMG_ACT_GONE;
+                return VMG_RESULT_GONE;
         case EBUSY:
         case EAGAIN:
         case EINTR:
         case ENOMEM:
         case ETIMEDOUT:
-                return VMG_ACT_TRANSIENT;
+                return VMG_RESULT_TRANSIENT;
         default:
-                return VMG_ACT_PERMANENT;
+                return VMG_RESULT_PERMANENT;
         }
 }
 
-const char *vmg_act_class_name(enum vmg_act_class c) {
+const char *vmg_act_class_name(enum vmg_result_class c) {
         switch (c) {
-        case VMG_ACT_OK: return "ok";
-        case VMG_ACT_GONE: return "gone";
-        case VMG_ACT_TRANSIENT: return "transient";
-        case VMG_ACT_PERMANENT: return "permanent";
+        case VMG_RESULT_OK: return "ok";
+        case VMG_RESULT_GONE: return "gone";
+        case VMG_RESULT_TRANSIENT: return "transient";
+        case VMG_RESULT_PERMANENT: return "permanent";
         }
         return "?";
 }
@@ -376,12 +376,12 @@ static char *join(const char *dir, const char *file) {
 
 static void log_write_error(const struct vmg_act_vm *vm, const char *path, const char *key,
                             const char *value, int r) {
-        enum vmg_act_class c = vmg_act_classify(r);
+        enum vmg_result_class c = vmg_act_classify(r);
         const char *sep = key && *key ? " " : "";
-        if (c == VMG_ACT_GONE)
+        if (c == VMG_RESULT_GONE)
                 log_debug_errno(r, "actuator: VM %s (%s) gone while writing \"%s%s%s\" to %s: %m",
                                 vm->name, vm->uuid, key ? key : "", sep, value, path);
-        else if (c == VMG_ACT_TRANSIENT)
+        else if (c == VMG_RESULT_TRANSIENT)
                 log_warning_errno(r, "actuator: VM %s (%s): writing \"%s%s%s\" to %s failed (%m); "
                                   "retrying next tick", vm->name, vm->uuid, key ? key : "", sep,
                                   value, path);
@@ -537,7 +537,7 @@ int vmg_act_set_cpu(struct vmg_actuator *a, const struct vmg_act_vm *vm, double 
         return apply(a, vm, ROOT_UNIFIED, a->cpu_fd, qp, NULL, live, want);
 
 fail:
-        if (vmg_act_classify(r) == VMG_ACT_GONE)
+        if (vmg_act_classify(r) == VMG_RESULT_GONE)
                 return log_debug_errno(r, "actuator: VM %s (%s): %s gone: %m", vm->name, vm->uuid, at);
         return log_error_errno(r, "actuator: VM %s (%s): cannot read %s: %m", vm->name, vm->uuid, at);
 }
@@ -567,7 +567,7 @@ static int set_io_v1(struct vmg_actuator *a, const struct vmg_act_vm *vm, const 
                 limit_str(vals[i], false, want, sizeof want);
                 int r = knob_read(a->blkio_fd, path, dev, &live);
                 if (r < 0) {
-                        if (vmg_act_classify(r) == VMG_ACT_GONE)
+                        if (vmg_act_classify(r) == VMG_RESULT_GONE)
                                 return log_debug_errno(r, "actuator: VM %s (%s): %s gone: %m",
                                                        vm->name, vm->uuid, path);
                         return log_error_errno(r, "actuator: VM %s (%s): cannot read %s: %m",
@@ -588,7 +588,7 @@ static int set_io_v2(struct vmg_actuator *a, const struct vmg_act_vm *vm, const 
                 return -ENOMEM;
         int r = knob_read(a->cpu_fd, path, dev, &live);
         if (r < 0) {
-                if (vmg_act_classify(r) == VMG_ACT_GONE)
+                if (vmg_act_classify(r) == VMG_RESULT_GONE)
                         return log_debug_errno(r, "actuator: VM %s (%s): %s gone: %m", vm->name,
                                                vm->uuid, path);
                 return log_error_errno(r, "actuator: VM %s (%s): cannot read %s: %m", vm->name,

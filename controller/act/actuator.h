@@ -23,16 +23,16 @@
 
 #include "controller/act/journal.h"
 
-enum vmg_act_class {
-        VMG_ACT_OK = 0,
-        VMG_ACT_GONE,      /* -ENOENT/-ENODEV: the VM (or device) vanished; expected, quiet */
-        VMG_ACT_TRANSIENT, /* -EBUSY/-EAGAIN/-EINTR/-ENOMEM: try again next tick */
-        VMG_ACT_PERMANENT, /* anything else (-EPERM, -EROFS, -EINVAL, -EACCES…): stop managing
+enum vmg_result_class {
+        VMG_RESULT_OK = 0,
+        VMG_RESULT_GONE,      /* -ENOENT/-ENODEV: the VM (or device) vanished; expected, quiet */
+        VMG_RESULT_TRANSIENT, /* -EBUSY/-EAGAIN/-EINTR/-ENOMEM: try again next tick */
+        VMG_RESULT_PERMANENT, /* anything else (-EPERM, -EROFS, -EINVAL, -EACCES…): stop managing
                             * that VM and raise an alert */
 };
-/* Class of a return value of this module (>= 0 is VMG_ACT_OK). */
-enum vmg_act_class vmg_act_classify(int r);
-const char *vmg_act_class_name(enum vmg_act_class c);
+/* Class of a return value of this module (>= 0 is VMG_RESULT_OK). */
+enum vmg_result_class vmg_act_classify(int r);
+const char *vmg_act_class_name(enum vmg_result_class c);
 
 /* Writes value (one write(2)) to relpath under dirfd. 0 or -errno (-EIO on a short
  * write). The default; tests inject their own to count writes or fail them. */

@@ -585,7 +585,7 @@ static int apply_action(struct vmg_manager *m, struct vmg_vm *vm, const struct v
         default:
                 return -EINVAL;
         }
-        if (r < 0 && vmg_act_classify(r) == VMG_ACT_PERMANENT) {
+        if (r < 0 && vmg_act_classify(r) == VMG_RESULT_PERMANENT) {
                 /* Stop managing this guest: restore what we changed and alert, rather than
                  * retry a write the kernel refuses every tick. */
                 ap->unmanaged = true;
