@@ -23,3 +23,11 @@ int vmg_write_file_atomic(int dirfd, const char *name, const void *data, size_t 
 /* The same for a path an admin gave (its directory may be a symlink): opens the directory
  * and writes the file's base name there. Returns 0 or -errno. */
 int vmg_write_file_atomic_path(const char *path, const void *data, size_t len, mode_t mode);
+
+/* Opens relpath beneath dirfd without following a symlink in any component, the last one
+ * included: openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS), or on kernels before 5.6 (and
+ * under valgrind, which does not know openat2) one component at a time with O_NOFOLLOW.
+ * An absolute path or a ".." component is refused (-EINVAL) before anything is opened; an
+ * empty path opens dirfd's directory itself. O_CLOEXEC|O_NOFOLLOW are added to flags.
+ * Returns the fd, -ELOOP for a symlinked component, or another -errno. */
+int vmg_open_beneath(int dirfd, const char *relpath, int flags);

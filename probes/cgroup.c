@@ -399,15 +399,15 @@ static bool is_libvirt_child(const char *comp, size_t n) {
 
 static int open_dir_nofollow(int rootfd, const char *rel, int *ret);
 
-/* QEMU's main thread lives in libvirt's emulator/ child: the domain is its parent. */
-static int find_from_proc(struct vmg_cgroup_ctx *c, pid_t pid, enum vmg_cg_hier h, char **ret) {
-        char path[4096 + 64];
-        snprintf(path, sizeof(path), "%s/%d/cgroup", c->proc, (int) pid);
+int vmg_pid_cgroup(const char *proc_root, pid_t pid, const char *controller, char **ret) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%d/cgroup", proc_root ? proc_root : VMG_PROC_ROOT, (int) pid);
         _cleanup_fclose_ FILE *f = fopen(path, "re");
         if (!f)
-                return -ENOENT;
+                return errno == ENOENT ? -ESRCH : -errno;
         _cleanup_free_ char *line = NULL;
         size_t cap = 0;
+        errno = 0;
         while (getline(&line, &cap, f) > 0) {
                 line[strcspn(line, "\n")] = '\0';
                 char *c1 = strchr(line, ':');
@@ -415,29 +415,40 @@ static int find_from_proc(struct vmg_cgroup_ctx *c, pid_t pid, enum vmg_cg_hier 
                 if (!c2)
                         continue;
                 *c1 = *c2 = '\0';
-                const char *ctrls = c1 + 1;
-                char *cg = c2 + 1;
-                bool match = h == VMG_CG_UNIFIED ? (strcmp(line, "0") == 0 && !*ctrls)
-                                                 : in_comma_list(ctrls, hier_names[h]);
+                const char *ctrls = c1 + 1, *cg = c2 + 1;
+                bool match = controller ? in_comma_list(ctrls, controller)
+                                        : strcmp(line, "0") == 0 && !*ctrls;
                 if (!match)
                         continue;
                 while (*cg == '/')
                         cg++;
-                size_t len = strlen(cg);
-                for (;;) {
-                        char *slash = memrchr(cg, '/', len);
-                        const char *comp = slash ? slash + 1 : cg;
-                        size_t n = len - (size_t) (comp - cg);
-                        if (!slash || !is_libvirt_child(comp, n))
-                                break;
-                        len = (size_t) (slash - cg);
-                }
-                if (len == 0)
-                        return -ENOENT; /* the root group is everyone's, not the VM's */
-                *ret = strndup(cg, len);
+                *ret = strdup(cg);
                 return *ret ? 0 : -ENOMEM;
         }
-        return -ENOENT;
+        return errno == ENOMEM ? -ENOMEM : -ENOENT;
+}
+
+/* QEMU's main thread lives in libvirt's emulator/ child: the domain is its parent. */
+static int find_from_proc(struct vmg_cgroup_ctx *c, pid_t pid, enum vmg_cg_hier h, char **ret) {
+        _cleanup_free_ char *cg = NULL;
+        int r = vmg_pid_cgroup(c->proc, pid, h == VMG_CG_UNIFIED ? NULL : hier_names[h], &cg);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return -ENOENT;
+        size_t len = strlen(cg);
+        for (;;) {
+                char *slash = memrchr(cg, '/', len);
+                const char *comp = slash ? slash + 1 : cg;
+                size_t n = len - (size_t) (comp - cg);
+                if (!slash || !is_libvirt_child(comp, n))
+                        break;
+                len = (size_t) (slash - cg);
+        }
+        if (len == 0)
+                return -ENOENT; /* the root group is everyone's, not the VM's */
+        *ret = strndup(cg, len);
+        return *ret ? 0 : -ENOMEM;
 }
 
 int vmg_cgroup_find_domain(struct vmg_cgroup_ctx *c, const struct vmg_domain_ref *d,
@@ -555,31 +566,12 @@ struct vmg_cgroup_vm *vmg_cgroup_vm_free(struct vmg_cgroup_vm *vm) {
 
 /* Opens rel below rootfd one component at a time, refusing symlinks at every step (a
  * cgroup tree has none; one would lead our reads, and the actors' writes, elsewhere). */
+/* Each component opened without following a symlink, so a guest-controlled name cannot
+ * lead the daemon out of the hierarchy. */
 static int open_dir_nofollow(int rootfd, const char *rel, int *ret) {
-        _cleanup_free_ char *copy = strdup(rel);
-        if (!copy)
-                return -ENOMEM;
-        int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int fd = vmg_open_beneath(rootfd, rel, O_RDONLY | O_DIRECTORY);
         if (fd < 0)
-                return -errno;
-        char *save = NULL;
-        for (char *comp = strtok_r(copy, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
-                if (strcmp(comp, "..") == 0 || strcmp(comp, ".") == 0) {
-                        close(fd);
-                        return -EINVAL;
-                }
-                int nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                int err = errno;
-                struct stat st;
-                /* O_DIRECTORY reports a symlink as ENOTDIR: name the real reason. */
-                if (nfd < 0 && err == ENOTDIR && fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                    S_ISLNK(st.st_mode))
-                        err = ELOOP;
-                close(fd);
-                if (nfd < 0)
-                        return -err;
-                fd = nfd;
-        }
+                return fd;
         *ret = fd;
         return 0;
 }

@@ -20,6 +20,13 @@ enum vmg_cg_hier {
         VMG_CG_N,
 };
 
+/* The cgroup of process pid in one hierarchy, from PROC_ROOT/PID/cgroup (proc_root NULL:
+ * /proc): the line whose controller list names controller on v1 (a comount lists
+ * "cpu,cpuacct"), the "0::" line of cgroup2 when controller is NULL. *ret is relative to the
+ * hierarchy's root, without the leading '/' ("" for the root group). Returns 0, -ESRCH when
+ * the process is gone, -ENOENT when no line matches, -ENOMEM, or -errno of reading. */
+int vmg_pid_cgroup(const char *proc_root, pid_t pid, const char *controller, char **ret);
+
 struct vmg_cgroup_paths {
         const char *root;      /* NULL: /sys/fs/cgroup */
         const char *mountinfo; /* NULL: /proc/self/mountinfo */

@@ -11,7 +11,7 @@ MONITOR_SRCS = probes/monitor.c $(PROBES_SRCS) $(DISCOVERY_SRCS)
 PROBER_SRCS = probes/prober.c
 
 UNIT_TESTS += test_procfs test_cgroup test_services test_rates test_blockdev test_domxml \
-	test_netlink test_monitor test_prober
+	test_netlink test_monitor test_prober test_pid_cgroup
 test_procfs_SRCS = tests/unit/test_procfs.c probes/procfs.c $(COMMON_SRCS)
 test_cgroup_SRCS = tests/unit/test_cgroup.c probes/cgroup.c probes/procfs.c $(COMMON_SRCS)
 test_services_SRCS = tests/unit/test_services.c probes/services.c probes/cgroup.c probes/procfs.c $(COMMON_SRCS)
@@ -21,3 +21,4 @@ test_domxml_SRCS = tests/unit/test_domxml.c $(LIBVIRT_SRCS) $(COMMON_SRCS)
 test_netlink_SRCS = tests/unit/test_netlink.c $(NETLINK_SRCS) $(COMMON_SRCS)
 test_monitor_SRCS = tests/unit/test_monitor.c $(MONITOR_SRCS) $(COMMON_SRCS)
 test_prober_SRCS = tests/unit/test_prober.c $(PROBER_SRCS) $(COMMON_SRCS)
+test_pid_cgroup_SRCS = tests/unit/test_pid_cgroup.c probes/cgroup.c probes/procfs.c $(COMMON_SRCS)

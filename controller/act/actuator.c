@@ -11,15 +11,14 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <linux/openat2.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/macros.h"
 
@@ -69,66 +68,9 @@ const char *vmg_act_class_name(enum vmg_result_class c) {
         return "?";
 }
 
-static int open_beneath(int dirfd, const char *relpath, int flags) {
-        struct open_how how = {
-                .flags = (uint64_t) (flags | O_CLOEXEC | O_NOFOLLOW),
-                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-        };
-        int fd = (int) syscall(SYS_openat2, dirfd, relpath, &how, sizeof how);
-        if (fd >= 0)
-                return fd;
-        if (errno != ENOSYS)
-                return -errno;
-        /* Kernels before 5.6 (and valgrind, which does not know openat2): no openat2.
-         * O_NOFOLLOW alone covers only the last component, so a symlinked VM directory
-         * would be followed (test_actuator failed under valgrind): walk the directories
-         * one at a time with O_NOFOLLOW, refusing ".." and absolute paths as
-         * RESOLVE_BENEATH does. */
-        if (relpath[0] == '/')
-                return -EXDEV;
-        char copy[PATH_MAX];
-        if (snprintf(copy, sizeof copy, "%s", relpath) >= (int) sizeof copy)
-                return -ENAMETOOLONG;
-        int cur = dirfd, r;
-        char *comp = copy, *slash;
-        while ((slash = strchr(comp, '/'))) {
-                *slash = '\0';
-                if (strcmp(comp, "..") == 0) {
-                        r = -EXDEV;
-                        goto out;
-                }
-                if (*comp && strcmp(comp, ".") != 0) {
-                        int nfd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        if (nfd < 0) {
-                                struct stat st;
-                                r = -errno;
-                                /* O_DIRECTORY reports a symlink as ENOTDIR; openat2 says ELOOP */
-                                if (r == -ENOTDIR && fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                                    S_ISLNK(st.st_mode))
-                                        r = -ELOOP;
-                                goto out;
-                        }
-                        if (cur != dirfd)
-                                close(cur);
-                        cur = nfd;
-                }
-                comp = slash + 1;
-        }
-        if (strcmp(comp, "..") == 0)
-                r = -EXDEV;
-        else {
-                fd = openat(cur, comp, flags | O_CLOEXEC | O_NOFOLLOW);
-                r = fd >= 0 ? fd : -errno;
-        }
-out:
-        if (cur != dirfd)
-                close(cur);
-        return r;
-}
-
 int vmg_act_write_default(int dirfd, const char *relpath, const char *value, void *userdata) {
         (void) userdata;
-        int fd = open_beneath(dirfd, relpath, O_WRONLY);
+        int fd = vmg_open_beneath(dirfd, relpath, O_WRONLY);
         if (fd < 0)
                 return fd;
         /* A cgroup file takes one value per write(2): never split it. */
@@ -141,7 +83,7 @@ int vmg_act_write_default(int dirfd, const char *relpath, const char *value, voi
 }
 
 static int read_at(int dirfd, const char *relpath, char **ret) {
-        _cleanup_close_ int fd = open_beneath(dirfd, relpath, O_RDONLY);
+        _cleanup_close_ int fd = vmg_open_beneath(dirfd, relpath, O_RDONLY);
         if (fd < 0)
                 return fd;
         size_t cap = 4096, len = 0;

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/macros.h"
 #include "common/paths.h"
+#include "probes/cgroup.h"
 
 #define GROUP "vmguard.services"
 
@@ -40,36 +41,9 @@ static int write_file(const char *path, const char *value) {
         return (size_t) n == strlen(value) ? 0 : -EIO;
 }
 
-/* The process's cgroup in our hierarchy, from /proc/PID/cgroup: the "cpu" line on v1
- * (a comount lists "cpu,cpuacct"), the "0::" line on v2. */
+/* The process's cgroup in our hierarchy: the "cpu" line on v1, the "0::" line on v2. */
 static int origin_of(const struct vmg_svcprio *s, pid_t pid, char **ret) {
-        char path[512], line[1024];
-        snprintf(path, sizeof path, "%s/%d/cgroup", s->proc_root, (int) pid);
-        _cleanup_fclose_ FILE *f = fopen(path, "re");
-        if (!f)
-                return errno == ENOENT ? -ESRCH : -errno;
-        while (fgets(line, sizeof line, f)) {
-                line[strcspn(line, "\n")] = 0;
-                char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-                if (!c2)
-                        continue;
-                *c2 = 0;
-                const char *ctrls = c1 + 1, *cg = c2 + 1;
-                bool match = false;
-                if (s->version == 2)
-                        match = *ctrls == 0;
-                else {
-                        char buf[256];
-                        snprintf(buf, sizeof buf, "%s", ctrls);
-                        for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-                                match |= strcmp(t, "cpu") == 0;
-                }
-                if (match) {
-                        *ret = strdup(cg[0] == '/' ? cg + 1 : cg);
-                        return *ret ? 0 : -ENOMEM;
-                }
-        }
-        return -ENOENT;
+        return vmg_pid_cgroup(s->proc_root, pid, s->version == 2 ? NULL : "cpu", ret);
 }
 
 static int save_record(const struct vmg_svcprio *s) {

@@ -1,6 +1,7 @@
-/* The daemon's state and its tick: sample (monitor) -> decide (engine) -> act (cgroup
- * actuator, QEMU block I/O tune, tap shaper) -> report (journal log, status file). One
- * Manager, passed explicitly; the event loop lives in vmguardd.c. */
+/* The daemon's state, its lifecycle (start, restore, stop), reload and tick: sample
+ * (monitor) -> decide (engine) -> act (apply.c: cgroup actuator, QEMU block I/O tune, tap
+ * shaper) -> report (journal log; snapshot.c: status file and socket). One Manager, passed
+ * explicitly; the event loop lives in vmguardd.c. */
 #pragma once
 #include <stdbool.h>
 #include <jansson.h>
@@ -51,9 +52,8 @@ int vmg_manager_on_libvirt(struct vmg_manager *m);
 /* Handles finished block I/O tune jobs (logs failures). */
 void vmg_manager_on_blkiotune(struct vmg_manager *m);
 
-/* Everything an admin or a scraper asks about, as one JSON object (see
- * docs/SNAPSHOT.md): daemon health, host pressure, protected services, and per guest its
- * usage (rates and cumulative counters), limits in force and why. The caller owns it. */
+/* The status snapshot at now_ns: its JSON contract is in controller/daemon/snapshot.h.
+ * Also refreshes the sd_notify status line. The caller owns it. */
 json_t *vmg_manager_snapshot(struct vmg_manager *m, uint64_t now_ns);
 
 /* The policy in force (replaced on a successful reload: do not keep it across ticks). */

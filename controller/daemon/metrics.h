@@ -1,8 +1,7 @@
-/* Prometheus text exposition (format 0.0.4) of the daemon's snapshot
- * (vmg_manager_snapshot(), docs/SNAPSHOT.md). Pure: JSON in, text out, no clock and no
- * daemon state, so the same code serves /metrics, the node_exporter textfile and the
- * tests. Metric names, units and the mapping to libvirt-exporter / cAdvisor names are in
- * docs/FLEET.md. */
+/* Prometheus text exposition (format 0.0.4) of the daemon's snapshot (its JSON contract is
+ * in controller/daemon/snapshot.h). Pure: JSON in, text out, no clock and no daemon state,
+ * so the same code serves /metrics, the node_exporter textfile and the tests. Metric
+ * names, units and the mapping to libvirt-exporter / cAdvisor names are in docs/FLEET.md. */
 #pragma once
 #include <jansson.h>
 #include <stddef.h>

@@ -3,8 +3,8 @@
 # their HTTP endpoint, PSI triggers.
 CTLSOCK_SRCS = controller/daemon/ctlsock.c
 METRICS_SRCS = controller/daemon/metrics.c controller/daemon/httpd.c
-DAEMON_SRCS = controller/daemon/vmguardd.c controller/daemon/manager.c \
-	controller/daemon/psitrigger.c $(CTLSOCK_SRCS) $(METRICS_SRCS)
+DAEMON_SRCS = controller/daemon/vmguardd.c controller/daemon/manager.c controller/daemon/apply.c \
+	controller/daemon/snapshot.c controller/daemon/psitrigger.c $(CTLSOCK_SRCS) $(METRICS_SRCS)
 
 PROGRAMS += vmguardd
 vmguardd_SRCS = $(DAEMON_SRCS) $(ENGINE_SRCS) $(ACT_SRCS) $(MONITOR_SRCS) $(PROBER_SRCS) \
