@@ -2,7 +2,8 @@
 # resource vocabulary (names, units). Linked into the daemon and the CLI (controller/cli/
 # cli_policy.c is `vmguard policy`); the module has no program of its own.
 UNITS_SRCS = policies/units.c
-POLICY_SRCS = policies/policy.c $(UNITS_SRCS)
+POLICY_SRCS = policies/policy.c policies/parse.c policies/tenant.c policies/host.c policies/load.c \
+	$(UNITS_SRCS)
 
 UNIT_TESTS += test_units test_policy
 test_units_SRCS = tests/unit/test_units.c $(UNITS_SRCS)

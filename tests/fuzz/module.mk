@@ -23,7 +23,8 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 FUZZ_CFLAGS := -std=gnu11 $(WARN) -O1 -g $(FUZZ_SAN) -I. $(PKG_CFLAGS) -MMD -MP
 
 FUZZ_UTIL_SRCS := tests/fuzz/fuzz_util.c common/log.c common/fileio.c
-fuzz_srcs_policy := policies/policy.c policies/units.c
+fuzz_srcs_policy := policies/policy.c policies/parse.c policies/tenant.c policies/host.c \
+	policies/load.c policies/units.c
 fuzz_srcs_units := policies/units.c
 fuzz_srcs_psi := probes/procfs.c
 fuzz_srcs_pid_stat := probes/procfs.c
@@ -67,7 +68,8 @@ fuzz-clean:
 # The regression replay, in the ordinary build (gcc, or ASan with SANITIZE=1).
 FUZZ_REG_SRCS := tests/unit/test_fuzz_regressions.c tests/fuzz/fuzz_util.c \
 	$(addprefix tests/fuzz/fuzz_,$(addsuffix .c,$(FUZZ_HARNESSES))) \
-	policies/policy.c policies/units.c probes/procfs.c probes/cgroup.c probes/domxml.c \
+	policies/policy.c policies/parse.c policies/tenant.c policies/host.c policies/load.c \
+	policies/units.c probes/procfs.c probes/cgroup.c probes/domxml.c \
 	controller/act/journal.c common/log.c common/fileio.c
 UNIT_TESTS += test_fuzz_regressions
 test_fuzz_regressions_SRCS = $(FUZZ_REG_SRCS)
