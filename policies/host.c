@@ -132,7 +132,7 @@ static int parse_service(struct parse_ctx *c, json_t *v, const char *path,
                 return r;
         if (r == 0)
                 return pol_perr(c, pol_join(field, sizeof field, path, "name"),
-                            "missing: every service needs a name for logs and metrics");
+                                "missing: every service needs a name for logs and metrics");
         for (size_t i = 0; i < n_prev; i++)
                 if (strcmp(prev[i].name, name) == 0) {
                         char other[64];
@@ -140,8 +140,8 @@ static int parse_service(struct parse_ctx *c, json_t *v, const char *path,
                         snprintf(other, sizeof other, "services[%zu].name", i);
                         pol_locate(c->buf, c->len, other, &line, &column);
                         return pol_perr(c, pol_join(field, sizeof field, path, "name"),
-                                    "service \"%s\" is defined twice (first at %d:%d)", name,
-                                    line, column);
+                                        "service \"%s\" is defined twice (first at %d:%d)", name,
+                                        line, column);
                 }
         if ((r = pol_get_string(c, v, path, "process", &process)) < 0)
                 return r;
@@ -149,23 +149,23 @@ static int parse_service(struct parse_ctx *c, json_t *v, const char *path,
                 return r;
         if (process && unit)
                 return pol_perr(c, pol_join(field, sizeof field, path, "unit"),
-                            "give either \"process\" or \"unit\", not both");
+                                "give either \"process\" or \"unit\", not both");
         if (!process && !unit)
                 return pol_perr(c, pol_join(field, sizeof field, path, "process"),
-                            "missing: say how to find the service (\"process\" or \"unit\")");
+                                "missing: say how to find the service (\"process\" or \"unit\")");
         if (process && strlen(process) > COMM_MAX)
                 return pol_perr(c, pol_join(field, sizeof field, path, "process"),
-                            "\"%s\" is longer than %d characters, the kernel's limit for a "
-                            "process name (comm), so it can never match",
-                            process, COMM_MAX);
+                                "\"%s\" is longer than %d characters, the kernel's limit for a "
+                                "process name (comm), so it can never match",
+                                process, COMM_MAX);
         if (unit) {
                 size_t n = strlen(unit);
                 bool ok = (n > 8 && strcmp(unit + n - 8, ".service") == 0) ||
                           (n > 6 && strcmp(unit + n - 6, ".scope") == 0);
                 if (!ok)
                         return pol_perr(c, pol_join(field, sizeof field, path, "unit"),
-                                    "\"%s\" is not a unit name ending in .service or .scope",
-                                    unit);
+                                        "\"%s\" is not a unit name ending in .service or .scope",
+                                        unit);
         }
 
         pv = json_object_get(v, "priority");
@@ -198,9 +198,9 @@ static int parse_service(struct parse_ctx *c, json_t *v, const char *path,
                 return r;
         if (probe && !valid_probe_dns(probe))
                 return pol_perr(c, pol_join(field, sizeof field, path, "probe_dns"),
-                            "\"%s\" is not ADDR[:PORT]/NAME (e.g. \"198.18.0.1:53/victim.lab\" "
-                            "or \"[2001:db8::1]/victim.lab\")",
-                            probe);
+                                "\"%s\" is not ADDR[:PORT]/NAME (e.g. \"198.18.0.1:53/victim.lab\" "
+                                "or \"[2001:db8::1]/victim.lab\")",
+                                probe);
         if ((r = pol_get_string(c, v, path, "probe_netns", &probe_netns)) < 0)
                 return r;
         if (probe_netns && (!*probe_netns || strcmp(probe_netns, ".") == 0 ||
@@ -208,17 +208,17 @@ static int parse_service(struct parse_ctx *c, json_t *v, const char *path,
                             strspn(probe_netns, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
                                     strlen(probe_netns)))
                 return pol_perr(c, pol_join(field, sizeof field, path, "probe_netns"),
-                            "\"%s\" is not a network namespace name (letters, digits, _ . -, as under /run/netns)",
-                            probe_netns);
+                                "\"%s\" is not a network namespace name (letters, digits, _ . -, as under /run/netns)",
+                                probe_netns);
         if (probe_netns && !probe)
                 return pol_perr(c, pol_join(field, sizeof field, path, "probe_netns"),
-                            "needs \"probe_dns\": the query to send from that namespace");
+                                "needs \"probe_dns\": the query to send from that namespace");
         if (s.max_probe_latency_ms > 0 && !probe)
                 return pol_perr(c, pol_join(field, sizeof field, path, "max_probe_latency"),
-                            "needs \"probe_dns\": the query whose answer time is judged");
+                                "needs \"probe_dns\": the query whose answer time is judged");
         if (probe && s.max_probe_latency_ms == 0)
                 return pol_perr(c, pol_join(field, sizeof field, path, "probe_dns"),
-                            "needs \"max_probe_latency\": the answer time that counts as harm");
+                                "needs \"max_probe_latency\": the answer time that counts as harm");
         if (s.max_run_delay_ms == 0 && s.max_io_delay_frac == 0 && s.max_probe_latency_ms == 0)
                 return pol_perr(c, path,
                                 "judges nothing: set \"max_run_delay\", \"max_io_delay\" or "

@@ -424,7 +424,7 @@ int pol_get_object(struct parse_ctx *c, json_t *parent, const char *path, const 
         }
         if (!json_is_object(v))
                 return pol_perr(c, key ? pol_join(field, sizeof field, path, key) : path,
-                            "must be an object, not %s", pol_type_name(v));
+                                "must be an object, not %s", pol_type_name(v));
         *ret = v;
         return 1;
 }

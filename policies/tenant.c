@@ -107,37 +107,37 @@ static int parse_rule(struct parse_ctx *c, json_t *v, const char *path, enum vmg
 
         if (has_noisy && !has_throttle)
                 return pol_perr(c, pol_join(field, sizeof field, path, "noisy_above"),
-                            "needs \"throttle_to\": the limit to apply while the VM is noisy");
+                                "needs \"throttle_to\": the limit to apply while the VM is noisy");
         if (!has_noisy) {
                 const char *orphan = has_throttle ? "throttle_to" : has_floor ? "floor"
                                    : has_for      ? "for"          : has_calm ? "calm_for" : NULL;
                 if (orphan)
                         return pol_perr(c, pol_join(field, sizeof field, path, orphan),
-                                    "only meaningful with \"noisy_above\", which is missing");
+                                        "only meaningful with \"noisy_above\", which is missing");
         }
         if (has_noisy) {
                 rule.noisy = true;
                 if (rule.throttle_to >= rule.noisy_above)
                         return pol_perr(c, pol_join(field, sizeof field, path, "throttle_to"),
-                                    "%s must be below noisy_above (%s): a VM held there would "
-                                    "still count as noisy",
-                                    vmg_resource_format(res, rule.throttle_to, a, sizeof a),
-                                    vmg_resource_format(res, rule.noisy_above, b, sizeof b));
+                                        "%s must be below noisy_above (%s): a VM held there would "
+                                        "still count as noisy",
+                                        vmg_resource_format(res, rule.throttle_to, a, sizeof a),
+                                        vmg_resource_format(res, rule.noisy_above, b, sizeof b));
                 if (has_cap && rule.throttle_to > rule.cap)
                         return pol_perr(c, pol_join(field, sizeof field, path, "throttle_to"),
-                                    "%s is above cap (%s)",
-                                    vmg_resource_format(res, rule.throttle_to, a, sizeof a),
-                                    vmg_resource_format(res, rule.cap, b, sizeof b));
+                                        "%s is above cap (%s)",
+                                        vmg_resource_format(res, rule.throttle_to, a, sizeof a),
+                                        vmg_resource_format(res, rule.cap, b, sizeof b));
                 if (has_cap && rule.noisy_above >= rule.cap)
                         return pol_perr(c, pol_join(field, sizeof field, path, "noisy_above"),
-                                    "%s can never be exceeded: cap holds the VM at %s",
-                                    vmg_resource_format(res, rule.noisy_above, a, sizeof a),
-                                    vmg_resource_format(res, rule.cap, b, sizeof b));
+                                        "%s can never be exceeded: cap holds the VM at %s",
+                                        vmg_resource_format(res, rule.noisy_above, a, sizeof a),
+                                        vmg_resource_format(res, rule.cap, b, sizeof b));
                 if (has_floor && rule.floor > rule.throttle_to)
                         return pol_perr(c, pol_join(field, sizeof field, path, "floor"),
-                                    "%s is above throttle_to (%s)",
-                                    vmg_resource_format(res, rule.floor, a, sizeof a),
-                                    vmg_resource_format(res, rule.throttle_to, b, sizeof b));
+                                        "%s is above throttle_to (%s)",
+                                        vmg_resource_format(res, rule.floor, a, sizeof a),
+                                        vmg_resource_format(res, rule.throttle_to, b, sizeof b));
                 /* Without a floor the engine stays at throttle_to: never tighten further
                  * than the tenant's owner wrote down. */
                 if (!has_floor)
@@ -345,10 +345,7 @@ int vmg_tenant_parse(const char *name, const char *buf, size_t len, struct vmg_t
                 json_t *v;
                 json_object_foreach(limits, key, v) {
                         char field[256];
-                        enum vmg_resource res = VMG_RES_COUNT;
-                        for (int i = 0; i < VMG_RES_COUNT; i++)
-                                if (strcmp(key, vmg_resource_name(i)) == 0)
-                                        res = i;
+                        enum vmg_resource res = vmg_resource_from_name(key);
                         if (res == VMG_RES_COUNT) {
                                 const char *names[VMG_RES_COUNT + 1] = { 0 };
                                 for (int i = 0; i < VMG_RES_COUNT; i++)

@@ -79,21 +79,14 @@ static const char *str(const json_t *o, const char *key, const char *dflt) {
         return s && *s ? s : dflt;
 }
 
-static int resource_of(const char *name) {
-        for (int k = 0; k < VMG_RES_COUNT; k++)
-                if (strcmp(vmg_resource_name(k), name) == 0)
-                        return k;
-        return -1;
-}
-
 /* A value of the named resource in human units. */
 static const char *fmt_res(const char *res, double v, char *buf, size_t len) {
-        int k = resource_of(res);
+        enum vmg_resource k = vmg_resource_from_name(res);
         if (!isfinite(v)) {
                 snprintf(buf, len, "n/a");
                 return buf;
         }
-        if (k < 0) {
+        if (k == VMG_RES_COUNT) {
                 snprintf(buf, len, "%g", v);
                 return buf;
         }

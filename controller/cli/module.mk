@@ -11,4 +11,4 @@ check_vmguard_SRCS = controller/cli/check_vmguard.c $(CTLCLIENT_SRCS) $(COMMON_S
 
 UNIT_TESTS += test_check_vmguard test_top
 test_check_vmguard_SRCS = tests/unit/test_check_vmguard.c $(CTLCLIENT_SRCS) $(COMMON_SRCS)
-test_top_SRCS = tests/unit/test_top.c $(TOP_LIMITS_SRCS) $(UNITS_SRCS) $(COMMON_SRCS)
+test_top_SRCS = tests/unit/test_top.c $(TOP_LIMITS_SRCS) $(RESOURCES_SRCS) $(COMMON_SRCS)

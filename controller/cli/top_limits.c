@@ -9,15 +9,15 @@
 /* Short labels: the column has to fit next to the usage figures in a terminal. */
 static const struct {
         enum vmg_resource res;
-        const char *label, *unit, *suffix;
+        const char *label, *suffix;
 } shown[] = {
-        { VMG_RES_CPU, "cpu", "cores", "" },
-        { VMG_RES_DISK_READ_BPS, "rd", "bytes/s", "B/s" },
-        { VMG_RES_DISK_WRITE_BPS, "wr", "bytes/s", "B/s" },
-        { VMG_RES_DISK_READ_IOPS, "rdio", "ops/s", "/s" },
-        { VMG_RES_DISK_WRITE_IOPS, "wrio", "ops/s", "/s" },
-        { VMG_RES_NET_RX_BPS, "rx", "bits/s", "bit/s" },
-        { VMG_RES_NET_TX_BPS, "tx", "bits/s", "bit/s" },
+        { VMG_RES_CPU, "cpu", "" },
+        { VMG_RES_DISK_READ_BPS, "rd", "B/s" },
+        { VMG_RES_DISK_WRITE_BPS, "wr", "B/s" },
+        { VMG_RES_DISK_READ_IOPS, "rdio", "/s" },
+        { VMG_RES_DISK_WRITE_IOPS, "wrio", "/s" },
+        { VMG_RES_NET_RX_BPS, "rx", "bit/s" },
+        { VMG_RES_NET_TX_BPS, "tx", "bit/s" },
 };
 
 static double limit_of(const json_t *r) {
@@ -47,10 +47,7 @@ static void append(char *buf, size_t len, const char *label, const char *value, 
 }
 
 static bool known(const char *name) {
-        for (size_t i = 0; i < ARRAY_SIZE(shown); i++)
-                if (strcmp(vmg_resource_name(shown[i].res), name) == 0)
-                        return true;
-        return false;
+        return vmg_resource_from_name(name) != VMG_RES_COUNT;
 }
 
 const char *vmg_top_format_limits(const json_t *vm, char *buf, size_t len) {
@@ -92,10 +89,7 @@ json_t *vmg_top_limits_json(const json_t *vm) {
                 double limit = limit_of(r);
                 if (!(limit > 0))
                         continue;
-                const char *unit = "";
-                for (size_t i = 0; i < ARRAY_SIZE(shown); i++)
-                        if (strcmp(vmg_resource_name(shown[i].res), k) == 0)
-                                unit = shown[i].unit;
+                const char *unit = vmg_resource_unit(vmg_resource_from_name(k));
                 json_t *o = json_pack("{s:f, s:s, s:b}", "limit", limit, "unit", unit, "throttled",
                                       json_is_true(json_object_get(r, "throttled")));
                 if (!o || json_object_set_new(out, k, o) < 0) {

@@ -24,8 +24,8 @@ FUZZ_CFLAGS := -std=gnu11 $(WARN) -O1 -g $(FUZZ_SAN) -I. $(PKG_CFLAGS) -MMD -MP
 
 FUZZ_UTIL_SRCS := tests/fuzz/fuzz_util.c common/log.c common/fileio.c
 fuzz_srcs_policy := policies/policy.c policies/parse.c policies/tenant.c policies/host.c \
-	policies/load.c policies/units.c
-fuzz_srcs_units := policies/units.c
+	policies/load.c policies/resources.c
+fuzz_srcs_units := policies/resources.c
 fuzz_srcs_psi := probes/procfs.c
 fuzz_srcs_pid_stat := probes/procfs.c
 fuzz_srcs_procfs_files := probes/procfs.c
@@ -69,7 +69,7 @@ fuzz-clean:
 FUZZ_REG_SRCS := tests/unit/test_fuzz_regressions.c tests/fuzz/fuzz_util.c \
 	$(addprefix tests/fuzz/fuzz_,$(addsuffix .c,$(FUZZ_HARNESSES))) \
 	policies/policy.c policies/parse.c policies/tenant.c policies/host.c policies/load.c \
-	policies/units.c probes/procfs.c probes/cgroup.c probes/domxml.c \
+	policies/resources.c probes/procfs.c probes/cgroup.c probes/domxml.c \
 	controller/act/journal.c common/log.c common/fileio.c
 UNIT_TESTS += test_fuzz_regressions
 test_fuzz_regressions_SRCS = $(FUZZ_REG_SRCS)

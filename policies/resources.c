@@ -1,6 +1,6 @@
 /* Human units of the policy language: parsing ("1.5 cores", "50MiB/s", "30s") and the
  * formatting used by `vmguard policy check` and the logs. */
-#include "policies/policy.h"
+#include "policies/resources.h"
 
 #include <errno.h>
 #include <math.h>
@@ -141,6 +141,40 @@ const char *vmg_resource_name(enum vmg_resource r) {
         if ((unsigned) r >= VMG_RES_COUNT)
                 return "unknown";
         return names[r];
+}
+
+enum vmg_resource vmg_resource_from_name(const char *name) {
+        for (int k = 0; k < VMG_RES_COUNT; k++)
+                if (strcmp(vmg_resource_name(k), name) == 0)
+                        return k;
+        return VMG_RES_COUNT;
+}
+
+const char *vmg_resource_words(enum vmg_resource r) {
+        static const char *const words[VMG_RES_COUNT] = {
+                [VMG_RES_CPU] = "CPU",
+                [VMG_RES_DISK_READ_BPS] = "disk reads",
+                [VMG_RES_DISK_WRITE_BPS] = "disk writes",
+                [VMG_RES_DISK_READ_IOPS] = "disk read ops",
+                [VMG_RES_DISK_WRITE_IOPS] = "disk write ops",
+                [VMG_RES_NET_RX_BPS] = "network receive",
+                [VMG_RES_NET_TX_BPS] = "network transmit",
+        };
+        return (unsigned) r < VMG_RES_COUNT ? words[r] : "?";
+}
+
+const char *vmg_resource_unit(enum vmg_resource r) {
+        switch (r) {
+        case VMG_RES_CPU: return "cores";
+        case VMG_RES_DISK_READ_BPS:
+        case VMG_RES_DISK_WRITE_BPS: return "bytes/s";
+        case VMG_RES_DISK_READ_IOPS:
+        case VMG_RES_DISK_WRITE_IOPS: return "ops/s";
+        case VMG_RES_NET_RX_BPS:
+        case VMG_RES_NET_TX_BPS: return "bits/s";
+        case VMG_RES_COUNT: break;
+        }
+        return "";
 }
 
 /* Picks the largest decimal prefix that keeps the value >= 1, so "20MiB/s" prints as
