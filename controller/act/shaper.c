@@ -1,3 +1,8 @@
+/* Network shaping of a guest's tap; contracts in shaper.h. About 980 lines, one file on
+ * purpose: shaping a guest's transmit is one transaction over libnl objects (the ctx below:
+ * a socket inside the tap's namespace, link and qdisc caches, the kernel's error text) that
+ * every step shares, from reading what is there to the ifb, the ingress redirect and the
+ * tbf. Split, ctx and its cleanup helpers would become an API with no second user. */
 #define _GNU_SOURCE /* setns() */
 #include "controller/act/shaper.h"
 

@@ -1,5 +1,8 @@
 /* The control socket's client side and the monitoring-plugin logic. No daemon state here:
- * everything is judged from the snapshot the daemon sends (or left in status.json). */
+ * everything is judged from the snapshot the daemon sends (or left in status.json). About
+ * 770 lines, one file on purpose: the plugin and `vmguard status` share the status-file
+ * freshness rules (read_status_file, wait_status_rewrite: a file dated in the future counts
+ * only once rewritten), which stay private here rather than become API. */
 #include <errno.h>
 #include <math.h>
 #include <poll.h>

@@ -497,12 +497,7 @@ int vmg_metrics_write_textfile(const json_t *snapshot, const char *path) {
                                        path ? path : "(null)");
         char *text = NULL;
         size_t text_len = 0;
-        FILE *f = open_memstream(&text, &text_len);
-        if (!f)
-                return log_error_errno(errno, "metrics textfile %s: %m", path);
-        int r = vmg_metrics_render(snapshot, f);
-        if (fclose(f) != 0 && r >= 0)
-                r = -errno;
+        int r = vmg_metrics_render_buf(snapshot, &text, &text_len);
         if (r >= 0)
                 r = vmg_write_file_atomic_path(path, text, text_len, 0644);
         free(text);

@@ -23,8 +23,8 @@ int vmg_metrics_render(const json_t *snapshot, FILE *out);
  * with *ret and *ret_len untouched. */
 int vmg_metrics_render_buf(const json_t *snapshot, char **ret, size_t *ret_len);
 
-/* For node_exporter's textfile collector: renders into PATH.tmp next to path, then
- * renames it over path, so the collector never reads half a file. path must end in
- * ".prom" (the collector ignores anything else). Returns 0, -EINVAL on a bad path or
- * snapshot, or the -errno of the failing open/write/rename (logged with the path). */
+/* For node_exporter's textfile collector: renders, then replaces path atomically
+ * (vmg_write_file_atomic_path(): PATH.tmp, fsync, rename), so the collector never reads
+ * half a file. path must end in ".prom" (the collector ignores anything else). Returns 0,
+ * -EINVAL on a bad path or snapshot, or the -errno of the failing step (logged). */
 int vmg_metrics_write_textfile(const json_t *snapshot, const char *path);
