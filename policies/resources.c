@@ -150,31 +150,14 @@ enum vmg_resource vmg_resource_from_name(const char *name) {
         return VMG_RES_COUNT;
 }
 
-const char *vmg_resource_words(enum vmg_resource r) {
-        static const char *const words[VMG_RES_COUNT] = {
-                [VMG_RES_CPU] = "CPU",
-                [VMG_RES_DISK_READ_BPS] = "disk reads",
-                [VMG_RES_DISK_WRITE_BPS] = "disk writes",
-                [VMG_RES_DISK_READ_IOPS] = "disk read ops",
-                [VMG_RES_DISK_WRITE_IOPS] = "disk write ops",
-                [VMG_RES_NET_RX_BPS] = "network receive",
-                [VMG_RES_NET_TX_BPS] = "network transmit",
-        };
-        return (unsigned) r < VMG_RES_COUNT ? words[r] : "?";
-}
-
 const char *vmg_resource_unit(enum vmg_resource r) {
-        switch (r) {
-        case VMG_RES_CPU: return "cores";
-        case VMG_RES_DISK_READ_BPS:
-        case VMG_RES_DISK_WRITE_BPS: return "bytes/s";
-        case VMG_RES_DISK_READ_IOPS:
-        case VMG_RES_DISK_WRITE_IOPS: return "ops/s";
-        case VMG_RES_NET_RX_BPS:
-        case VMG_RES_NET_TX_BPS: return "bits/s";
-        case VMG_RES_COUNT: break;
-        }
-        return "";
+        static const char *const units[VMG_RES_COUNT] = {
+                [VMG_RES_CPU] = "cores",
+                [VMG_RES_DISK_READ_BPS] = "bytes/s",  [VMG_RES_DISK_WRITE_BPS] = "bytes/s",
+                [VMG_RES_DISK_READ_IOPS] = "ops/s",   [VMG_RES_DISK_WRITE_IOPS] = "ops/s",
+                [VMG_RES_NET_RX_BPS] = "bits/s",      [VMG_RES_NET_TX_BPS] = "bits/s",
+        };
+        return (unsigned) r < VMG_RES_COUNT ? units[r] : "";
 }
 
 /* Picks the largest decimal prefix that keeps the value >= 1, so "20MiB/s" prints as

@@ -1,8 +1,8 @@
 /* The resource vocabulary, in one place: which resources vmguard meters and limits, their
- * JSON keys, their words in prose, their units, formatting a figure and parsing a human
- * value. Pure (no I/O, no other module), so any module may link it. controller/engine/
- * engine.c still has private copies of the words and the formatting (res_words(),
- * fmt_value()): that file is edited on another branch; it should call these instead. */
+ * JSON keys, their units, formatting a figure and parsing a human value. Pure (no I/O, no
+ * other module), so any module may link it. controller/engine/engine.c still keeps private
+ * copies (res_words() for prose, fmt_value()) because that file is edited on another branch
+ * right now; the words belong here next, and engine.c should then call this unit. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -24,9 +24,6 @@ enum vmg_resource {
 const char *vmg_resource_name(enum vmg_resource r);
 /* The resource whose JSON key is name, or VMG_RES_COUNT when none is. */
 enum vmg_resource vmg_resource_from_name(const char *name);
-/* Words for the resource in prose (reasons, logs): "CPU", "disk writes", "network
- * transmit", ... */
-const char *vmg_resource_words(enum vmg_resource r);
 /* The unit its figures are in: "cores", "bytes/s", "ops/s" or "bits/s". */
 const char *vmg_resource_unit(enum vmg_resource r);
 /* Formats a value of resource r in human units ("1.50 cores", "40.0MB/s", "200iops",
