@@ -1,8 +1,8 @@
 /* The policy module: tenant and host policy files, JSON in, a validated read-only struct
  * out; every error names file, line, column and field. The jobs, one per file: parse.c
  * (errors, positions, typed getters), tenant.c and host.c (the two file kinds), load.c
- * (files and the tenants directory into one policy), units.c (resource words and units),
- * and this file: which tenant a VM belongs to, and printing the effective policy. */
+ * (files and the tenants directory into one policy), resources.c (resource keys, units,
+ * formatting), and this file: which tenant a VM belongs to, and printing the policy. */
 #include "policies/parse.h"
 
 #include <arpa/inet.h>
