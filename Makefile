@@ -1,6 +1,6 @@
 # vmguard build. `make` builds, `make check` installs what is missing (apt) and runs every
 # test, `make check SANITIZE=1` (or `make asan`) runs them under ASan+UBSan, `make demo`
-# runs the noisy-neighbour lab. Modules add their programs and tests in */module.mk.
+# runs the noisy-neighbour lab. Each folder lists its programs and tests in its module.mk.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -31,40 +31,35 @@ override CFLAGS += -std=gnu11 $(WARN) $(SAN_FLAGS) -I. $(PKG_CFLAGS) -MMD -MP
 override LDFLAGS += $(SAN_FLAGS)
 LDLIBS := $(PKG_LIBS) -lm
 
+# Each folder's module.mk lists its own sources, programs and unit tests by appending a name
+# to one of these lists and defining NAME_SRCS with `=`. `=` is expanded when used, so a
+# module may name another module's sources whatever order the fragments are read in; the
+# rules are made below, after every fragment is read.
+#   PROGRAMS    $(BUILD)/NAME, installed by `make install`
+#   UNIT_TESTS  $(BUILD)/tests/NAME, linking only the module under test + fakes
+#   TOOLS       $(BUILD)/PATH, test aids the integration tests run; never installed
+#   BENCHES     $(BUILD)/PATH, benchmarks; built by `make bench` only
 PROGRAMS :=
 UNIT_TESTS :=
+TOOLS :=
+BENCHES :=
 
-# $(call program,NAME,SOURCES): a binary $(BUILD)/NAME linked from SOURCES.
-define program
-PROGRAMS += $(BUILD)/$(1)
-$(BUILD)/$(1): $(patsubst %.c,$(BUILD)/%.o,$(2))
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
-endef
+include $(sort $(wildcard */module.mk */*/module.mk))
 
-# $(call unit_test,NAME,SOURCES): a test binary linking only the module under test + fakes.
-define unit_test
-UNIT_TESTS += $(BUILD)/tests/$(1)
-$(BUILD)/tests/$(1): $(patsubst %.c,$(BUILD)/%.o,$(2))
+# $(call link,OUTPUT,SOURCES): a binary OUTPUT linked from SOURCES.
+define link
+$(1): $(patsubst %.c,$(BUILD)/%.o,$(2))
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
+$(foreach p,$(PROGRAMS),$(eval $(call link,$(BUILD)/$(p),$($(p)_SRCS))))
+$(foreach t,$(UNIT_TESTS),$(eval $(call link,$(BUILD)/tests/$(t),$($(t)_SRCS))))
+$(foreach t,$(TOOLS) $(BENCHES),$(eval $(call link,$(BUILD)/$(t),$($(t)_SRCS))))
+PROGRAM_BINS := $(addprefix $(BUILD)/,$(PROGRAMS))
+UNIT_TEST_BINS := $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+run-tests: $(addprefix $(BUILD)/,$(TOOLS))
 
-# Module fragments first; controller/programs.mk last, since programs link objects from
-# every module.
-include $(filter-out controller/programs.mk,$(sort $(wildcard */*.mk)))
--include controller/programs.mk
-# Real cgroup v2 inside a lab guest: a static selftest, built by its own rules.
--include tests/v2guest/v2guest.mk
-# libFuzzer harnesses (make fuzz), their regression replayer, make valgrind.
--include tests/fuzz/fuzz.mk
-# Domain churn tool and `make soak` (issue 9).
--include tests/tools/churn.mk
-# Allocation-failure injection, test_enomem (issue #9); not with SANITIZE=1.
--include tests/tools/failmalloc.mk
-# LD_PRELOAD shim stepping the wall clock, for test_clock.sh (issue #9).
--include tests/tools/clockshift.mk
-
-all: $(PROGRAMS)
+all: $(PROGRAM_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -78,11 +73,11 @@ check:
 
 # `make run-tests BUILD_ONLY=1` builds what the tests need and runs none: an integration test
 # run alone (bash tests/integration/test_X.sh) calls it through tests/integration/lib.sh.
-run-tests: $(PROGRAMS) $(UNIT_TESTS)
-	$(if $(BUILD_ONLY),@true,BUILD=$(BUILD) VMG_TEST_PREPARED=1 ./tests/run.sh $(UNIT_TESTS))
+run-tests: $(PROGRAM_BINS) $(UNIT_TEST_BINS)
+	$(if $(BUILD_ONLY),@true,BUILD=$(BUILD) VMG_TEST_PREPARED=1 ./tests/run.sh $(UNIT_TEST_BINS))
 
-unit: $(PROGRAMS) $(UNIT_TESTS)
-	BUILD=$(BUILD) ./tests/run.sh --unit-only $(UNIT_TESTS)
+unit: $(PROGRAM_BINS) $(UNIT_TEST_BINS)
+	BUILD=$(BUILD) ./tests/run.sh --unit-only $(UNIT_TEST_BINS)
 
 asan:
 	$(MAKE) --no-print-directory check SANITIZE=1
@@ -100,9 +95,9 @@ bench:
 	$(MAKE) --no-print-directory all
 	BUILD=$(BUILD) ./bench/run.sh $(BENCH_ARGS)
 
-install: $(PROGRAMS)
+install: $(PROGRAM_BINS)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/vmguard/tenants.d
-	for p in $(PROGRAMS); do \
+	for p in $(PROGRAM_BINS); do \
 		case $$(basename $$p) in \
 		vmguardd) install -m 0755 $$p $(DESTDIR)$(SBINDIR)/ ;; \
 		check_*) install -d $(DESTDIR)$(PLUGINDIR) && install -m 0755 $$p $(DESTDIR)$(PLUGINDIR)/ ;; \

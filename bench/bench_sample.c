@@ -13,8 +13,8 @@
  * --uri URI, --watch-pid PID (also report PID's CPU over the measured ticks only, e.g.
  * libvirtd's: the one-off connect and domain listing stay outside that window).
  *
- * A synthetic guest is laid out as libvirt 9 without machined lays out a domain here
- * (LAB-NOTES): machine/qemu-ID-NAME.libvirt-qemu/ with vcpu0/ and emulator/ in cpu,
+ * A synthetic guest is laid out as libvirt 9 without machined lays out a domain on the
+ * lab host (docs/LAB.md): machine/qemu-ID-NAME.libvirt-qemu/ with vcpu0/ and emulator/ in cpu,
  * cpuset and the unified tree (threaded children there), the bare domain directory in
  * memory, freezer and blkio. Its "QEMU" is a forked child with a thread named
  * "CPU 0/TCG", so the monitor finds one vCPU thread as with a real guest; without one it
@@ -41,7 +41,7 @@
 
 #include "common/log.h"
 #include "common/macros.h"
-#include "controller/monitor.h"
+#include "probes/monitor.h"
 #include "probes/domxml.h"
 #include "probes/libvirt.h"
 #include "tests/tools/synguest.h"

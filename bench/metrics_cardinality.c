@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "controller/metrics.h"
+#include "controller/daemon/metrics.h"
 
 /* Guests per tenant: a fleet host carries a few dozen tenants, not one per guest. */
 #define GUESTS_PER_TENANT 50

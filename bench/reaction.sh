@@ -8,8 +8,8 @@
 #
 # First a victim starts on the host and runs through all trials: a process named
 # vmgrxvictim that rewrites and fsyncs 512 bytes of a file on the host disk every 100 ms,
-# as dnsmasq fsyncs its lease file per DHCP ACK (LAB-NOTES: the path by which a noisy guest
-# harms the lab's victims). The policy protects it with max_io_delay 10%.
+# as dnsmasq fsyncs its lease file per DHCP ACK (the path by which a noisy guest harmed
+# the lab's victims: REQUEST->ACK ~2 ms calm, p90 ~0.5-0.7 s under disk noise; docs/LAB.md). The policy protects it with max_io_delay 10%.
 # One trial, for each tick T of --ticks (default "1 0.5"), N times (default 20):
 #   1. vmguardd --tick T -v with the policy in DIR (default bench/policy-reaction: the
 #      victim's I/O wait 10%, host I/O PSI 10% and other guests' steal 30% are the

@@ -13,7 +13,6 @@ static int max_level = LOG_INFO;
 static int stderr_is_journal(void);
 
 void log_set_max_level(int level) { max_level = level; }
-int log_get_max_level(void) { return max_level; }
 
 /* journald sets JOURNAL_STREAM to "dev:ino" of the stream it gave us; if our stderr is
  * that stream, structured entries go to the journal directly. */

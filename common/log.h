@@ -10,7 +10,6 @@
 bool log_to_journal(void);
 
 void log_set_max_level(int level);
-int log_get_max_level(void);
 
 /* Returns -abs(err) (or 0 when err is 0). */
 int log_internal(int level, int err, const char *file, int line, const char *func,

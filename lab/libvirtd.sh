@@ -2,7 +2,7 @@
 # lab/libvirtd.sh start|stop|status
 # Makes libvirtd answer on qemu:///system. On a host where systemd runs libvirtd it only
 # checks (and asks systemd to start it); without systemd as PID 1 it prepares what Debian's
-# libvirtd needs (see /work/shared/LAB-NOTES.md) and starts virtlogd and libvirtd itself.
+# libvirtd needs (docs/LAB.md "libvirtd without systemd") and starts virtlogd and libvirtd itself.
 # `stop` stops only daemons this script started.
 set -eu
 . "$(dirname "$0")/lib.sh"

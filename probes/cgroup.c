@@ -1,4 +1,7 @@
-/* cgroup probes; see cgroup.h for the contracts. */
+/* cgroup probes; see cgroup.h for the contracts. About 920 lines, one file on purpose:
+ * hierarchy discovery (mountinfo), the symlink-refusing walk that finds a domain's group,
+ * and the per-VM handle with its counter parsers all work on the private context and the
+ * vm_files table; split, both would move into a header with no user outside this module. */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <dirent.h>
@@ -14,10 +17,10 @@
 #include "common/log.h"
 #include "common/fileio.h"
 #include "common/macros.h"
+#include "common/paths.h"
 #include "probes/cgroup.h"
 #include "probes/procfs.h"
 
-#define DEFAULT_ROOT "/sys/fs/cgroup"
 /* Deep enough for machine.slice/<tenant>.slice/machine-…scope and libvirt's custom
  * partitions (/machine/<partition>/…), shallow enough that a host with thousands of
  * service cgroups is walked in milliseconds, once per VM start. */
@@ -34,10 +37,6 @@ static const char *const hier_names[VMG_CG_N] = {
         [VMG_CG_BLKIO] = "blkio",     [VMG_CG_NET_CLS] = "net_cls",
         [VMG_CG_SYSTEMD] = "name=systemd", [VMG_CG_UNIFIED] = "unified",
 };
-
-const char *vmg_cg_hier_name(enum vmg_cg_hier h) {
-        return h < VMG_CG_N ? hier_names[h] : "?";
-}
 
 struct vmg_cgroup_ctx {
         char *proc;
@@ -99,11 +98,11 @@ static bool in_space_list(const char *list, const char *word) {
 /* A mount point under /sys/fs/cgroup moves to root; others keep their place under root
  * as if root were "/" (only meaningful in tests, where root is not the default). */
 static int rebase(const char *root, const char *mnt, char **ret) {
-        size_t dl = strlen(DEFAULT_ROOT);
+        size_t dl = strlen(VMG_CGROUP_ROOT);
         int r;
-        if (strcmp(root, DEFAULT_ROOT) == 0)
+        if (strcmp(root, VMG_CGROUP_ROOT) == 0)
                 r = asprintf(ret, "%s", mnt);
-        else if (strncmp(mnt, DEFAULT_ROOT, dl) == 0 && (mnt[dl] == '\0' || mnt[dl] == '/'))
+        else if (strncmp(mnt, VMG_CGROUP_ROOT, dl) == 0 && (mnt[dl] == '\0' || mnt[dl] == '/'))
                 r = asprintf(ret, "%s%s", root, mnt + dl);
         else
                 r = asprintf(ret, "%s%s", root, mnt);
@@ -148,7 +147,7 @@ static int parse_mountinfo(struct vmg_cgroup_ctx *c, const char *root, FILE *f) 
                         if (r < 0)
                                 return r;
                         if (h == VMG_CG_UNIFIED)
-                                c->v2_at_root = strcmp(mnt, DEFAULT_ROOT) == 0;
+                                c->v2_at_root = strcmp(mnt, VMG_CGROUP_ROOT) == 0;
                 }
         }
         /* getline() returns -1 for a failed allocation too: that is not the end of the file
@@ -166,7 +165,7 @@ static char *read_small_at(int dirfd, const char *file) {
 }
 
 int vmg_cgroup_ctx_new(const struct vmg_cgroup_paths *paths, struct vmg_cgroup_ctx **ret) {
-        const char *root = paths && paths->root ? paths->root : DEFAULT_ROOT;
+        const char *root = paths && paths->root ? paths->root : VMG_CGROUP_ROOT;
         const char *mi = paths && paths->mountinfo ? paths->mountinfo : "/proc/self/mountinfo";
         struct vmg_cgroup_ctx *c = calloc(1, sizeof(*c));
         int r;
@@ -176,7 +175,7 @@ int vmg_cgroup_ctx_new(const struct vmg_cgroup_paths *paths, struct vmg_cgroup_c
                 return -ENOMEM;
         for (int h = 0; h < VMG_CG_N; h++)
                 c->fd[h] = -1;
-        c->proc = strdup(paths && paths->proc ? paths->proc : "/proc");
+        c->proc = strdup(paths && paths->proc ? paths->proc : VMG_PROC_ROOT);
         if (!c->proc) {
                 r = -ENOMEM;
                 goto fail;
@@ -403,15 +402,15 @@ static bool is_libvirt_child(const char *comp, size_t n) {
 
 static int open_dir_nofollow(int rootfd, const char *rel, int *ret);
 
-/* QEMU's main thread lives in libvirt's emulator/ child: the domain is its parent. */
-static int find_from_proc(struct vmg_cgroup_ctx *c, pid_t pid, enum vmg_cg_hier h, char **ret) {
-        char path[4096 + 64];
-        snprintf(path, sizeof(path), "%s/%d/cgroup", c->proc, (int) pid);
+int vmg_pid_cgroup(const char *proc_root, pid_t pid, const char *controller, char **ret) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%d/cgroup", proc_root ? proc_root : VMG_PROC_ROOT, (int) pid);
         _cleanup_fclose_ FILE *f = fopen(path, "re");
         if (!f)
-                return -ENOENT;
+                return errno == ENOENT ? -ESRCH : -errno;
         _cleanup_free_ char *line = NULL;
         size_t cap = 0;
+        errno = 0;
         while (getline(&line, &cap, f) > 0) {
                 line[strcspn(line, "\n")] = '\0';
                 char *c1 = strchr(line, ':');
@@ -419,29 +418,40 @@ static int find_from_proc(struct vmg_cgroup_ctx *c, pid_t pid, enum vmg_cg_hier 
                 if (!c2)
                         continue;
                 *c1 = *c2 = '\0';
-                const char *ctrls = c1 + 1;
-                char *cg = c2 + 1;
-                bool match = h == VMG_CG_UNIFIED ? (strcmp(line, "0") == 0 && !*ctrls)
-                                                 : in_comma_list(ctrls, hier_names[h]);
+                const char *ctrls = c1 + 1, *cg = c2 + 1;
+                bool match = controller ? in_comma_list(ctrls, controller)
+                                        : strcmp(line, "0") == 0 && !*ctrls;
                 if (!match)
                         continue;
                 while (*cg == '/')
                         cg++;
-                size_t len = strlen(cg);
-                for (;;) {
-                        char *slash = memrchr(cg, '/', len);
-                        const char *comp = slash ? slash + 1 : cg;
-                        size_t n = len - (size_t) (comp - cg);
-                        if (!slash || !is_libvirt_child(comp, n))
-                                break;
-                        len = (size_t) (slash - cg);
-                }
-                if (len == 0)
-                        return -ENOENT; /* the root group is everyone's, not the VM's */
-                *ret = strndup(cg, len);
+                *ret = strdup(cg);
                 return *ret ? 0 : -ENOMEM;
         }
-        return -ENOENT;
+        return errno == ENOMEM ? -ENOMEM : -ENOENT;
+}
+
+/* QEMU's main thread lives in libvirt's emulator/ child: the domain is its parent. */
+static int find_from_proc(struct vmg_cgroup_ctx *c, pid_t pid, enum vmg_cg_hier h, char **ret) {
+        _cleanup_free_ char *cg = NULL;
+        int r = vmg_pid_cgroup(c->proc, pid, h == VMG_CG_UNIFIED ? NULL : hier_names[h], &cg);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return -ENOENT;
+        size_t len = strlen(cg);
+        for (;;) {
+                char *slash = memrchr(cg, '/', len);
+                const char *comp = slash ? slash + 1 : cg;
+                size_t n = len - (size_t) (comp - cg);
+                if (!slash || !is_libvirt_child(comp, n))
+                        break;
+                len = (size_t) (slash - cg);
+        }
+        if (len == 0)
+                return -ENOENT; /* the root group is everyone's, not the VM's */
+        *ret = strndup(cg, len);
+        return *ret ? 0 : -ENOMEM;
 }
 
 int vmg_cgroup_find_domain(struct vmg_cgroup_ctx *c, const struct vmg_domain_ref *d,
@@ -511,7 +521,6 @@ enum vm_file {
         F_IO_STAT,
         F_CPU_PRESSURE,
         F_IO_PRESSURE,
-        F_CLASSID,
         F_N,
 };
 
@@ -527,7 +536,6 @@ static const struct {
         [F_IO_STAT] = { VMG_CG_UNIFIED, "io.stat" },
         [F_CPU_PRESSURE] = { VMG_CG_UNIFIED, "cpu.pressure" },
         [F_IO_PRESSURE] = { VMG_CG_UNIFIED, "io.pressure" },
-        [F_CLASSID] = { VMG_CG_NET_CLS, "net_cls.classid" },
 };
 
 struct vmg_cgroup_vm {
@@ -561,31 +569,12 @@ struct vmg_cgroup_vm *vmg_cgroup_vm_free(struct vmg_cgroup_vm *vm) {
 
 /* Opens rel below rootfd one component at a time, refusing symlinks at every step (a
  * cgroup tree has none; one would lead our reads, and the actors' writes, elsewhere). */
+/* Each component opened without following a symlink, so a guest-controlled name cannot
+ * lead the daemon out of the hierarchy. */
 static int open_dir_nofollow(int rootfd, const char *rel, int *ret) {
-        _cleanup_free_ char *copy = strdup(rel);
-        if (!copy)
-                return -ENOMEM;
-        int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int fd = vmg_open_beneath(rootfd, rel, O_RDONLY | O_DIRECTORY);
         if (fd < 0)
-                return -errno;
-        char *save = NULL;
-        for (char *comp = strtok_r(copy, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
-                if (strcmp(comp, "..") == 0 || strcmp(comp, ".") == 0) {
-                        close(fd);
-                        return -EINVAL;
-                }
-                int nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                int err = errno;
-                struct stat st;
-                /* O_DIRECTORY reports a symlink as ENOTDIR: name the real reason. */
-                if (nfd < 0 && err == ENOTDIR && fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                    S_ISLNK(st.st_mode))
-                        err = ELOOP;
-                close(fd);
-                if (nfd < 0)
-                        return -err;
-                fd = nfd;
-        }
+                return fd;
         *ret = fd;
         return 0;
 }
@@ -832,7 +821,8 @@ int vmg_cgroup_vm_read(struct vmg_cgroup_vm *vm, struct vmg_vm_counters *c) {
         }
 
         /* CPU time: cpuacct where libvirt made a per-domain group, else cgroup2's cpu.stat,
-         * which keeps usage_usec even with no controller enabled (LAB-NOTES). */
+         * which keeps usage_usec even with no controller enabled (a busy TCG guest read
+         * ~1,000,000 usec/s there on the lab host, which has no per-domain cpuacct group). */
         if (vm->fd[F_CPUACCT_USAGE] >= 0) {
                 if ((n = vm_pread(vm, F_CPUACCT_USAGE, buf, sizeof(buf))) < 0)
                         return (int) n;
@@ -921,22 +911,6 @@ int vmg_cgroup_vm_read(struct vmg_cgroup_vm *vm, struct vmg_vm_counters *c) {
         memcpy(c->devs, t.devs, sizeof(c->devs));
         c->psi_cpu = t.psi_cpu;
         c->psi_io = t.psi_io;
-        return 0;
-}
-
-int vmg_cgroup_vm_classid(struct vmg_cgroup_vm *vm, uint32_t *ret) {
-        char buf[64];
-        if (vm->fd[F_CLASSID] < 0)
-                return -ENOENT;
-        ssize_t n = vm_pread(vm, F_CLASSID, buf, sizeof(buf));
-        if (n < 0)
-                return (int) n;
-        char *e;
-        errno = 0;
-        unsigned long v = strtoul(buf, &e, 10);
-        if (errno || e == buf || v > UINT32_MAX)
-                return bad_content(vm, F_CLASSID, buf);
-        *ret = (uint32_t) v;
         return 0;
 }
 

@@ -19,8 +19,13 @@ enum vmg_cg_hier {
         VMG_CG_UNIFIED, /* cgroup2, at the root (pure v2) or at unified/ (hybrid) */
         VMG_CG_N,
 };
-/* "cpu", "cpuacct", "blkio", "net_cls", "name=systemd", "unified". */
-const char *vmg_cg_hier_name(enum vmg_cg_hier h);
+
+/* The cgroup of process pid in one hierarchy, from PROC_ROOT/PID/cgroup (proc_root NULL:
+ * /proc): the line whose controller list names controller on v1 (a comount lists
+ * "cpu,cpuacct"), the "0::" line of cgroup2 when controller is NULL. *ret is relative to the
+ * hierarchy's root, without the leading '/' ("" for the root group). Returns 0, -ESRCH when
+ * the process is gone, -ENOENT when no line matches, -ENOMEM, or -errno of reading. */
+int vmg_pid_cgroup(const char *proc_root, pid_t pid, const char *controller, char **ret);
 
 struct vmg_cgroup_paths {
         const char *root;      /* NULL: /sys/fs/cgroup */
@@ -99,10 +104,6 @@ int vmg_cgroup_vm_dir_fd(const struct vmg_cgroup_vm *vm, enum vmg_cg_hier h);
  * alone; nothing is written on failure. Returns 0, -ENOENT/-ENODEV when the cgroup
  * vanished, -EINVAL on unparsable content. */
 int vmg_cgroup_vm_read(struct vmg_cgroup_vm *vm, struct vmg_vm_counters *c);
-
-/* net_cls.classid of the VM's net_cls group. Returns 0, -ENOENT when net_cls is not
- * mounted or the VM has no group there, -EINVAL. */
-int vmg_cgroup_vm_classid(struct vmg_cgroup_vm *vm, uint32_t *ret);
 
 /* Finds a directory named name in hierarchy h by the same symlink-refusing walk (e.g. a
  * systemd unit "dnsmasq.service" under system.slice/). *ret is relative to the hierarchy

@@ -20,6 +20,7 @@
 
 #include "common/log.h"
 #include "common/macros.h"
+#include "common/paths.h"
 
 struct ns {
         char name[NAME_MAX + 1]; /* "" = our own namespace */
@@ -348,7 +349,7 @@ int vmg_netlink_new(const char *netns_dir, struct vmg_netlink **ret) {
                 return -ENOMEM;
         nl->self_fd = -1;
         int r;
-        nl->netns_dir = strdup(netns_dir ? netns_dir : "/run/netns");
+        nl->netns_dir = strdup(netns_dir ? netns_dir : VMG_NETNS_DIR);
         if (!nl->netns_dir) {
                 r = -ENOMEM;
                 goto fail;

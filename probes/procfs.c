@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/fileio.h"
 #include "common/macros.h"
+#include "common/paths.h"
 #include "probes/procfs.h"
 
 /* /proc/PID/stat is ~350 bytes, pressure files ~120, /proc/stat's "cpu" line comes first
@@ -58,14 +59,14 @@ int vmg_procfs_new(const char *root, struct vmg_procfs **ret) {
         p->stat_fd = -1;
         for (int i = 0; i < PSI_N; i++)
                 p->psi_fd[i] = -1;
-        p->root = strdup(root ? root : "/proc");
+        p->root = strdup(root ? root : VMG_PROC_ROOT);
         if (!p->root)
                 return -ENOMEM;
         p->root_fd = open(p->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (p->root_fd < 0) {
                 int r = -errno;
                 free(p->root);
-                return log_error_errno(r, "Cannot open proc root %s: %m", root ? root : "/proc");
+                return log_error_errno(r, "Cannot open proc root %s: %m", root ? root : VMG_PROC_ROOT);
         }
         *ret = TAKE_PTR(p);
         return 0;

@@ -7,7 +7,7 @@
 #include "probes/sample.h"
 
 /* Disk: per direction the largest of three sources, because on a given host only some of
- * them move (LAB-NOTES): the cgroup's blkio/io.stat bytes, QEMU's /proc read_bytes/
+ * them move (docs/LAB.md "Which disk counters move"): the cgroup's blkio/io.stat bytes, QEMU's /proc read_bytes/
  * write_bytes, and QEMU's rchar/wchar minus its taps' traffic (QEMU read()s the guest's
  * received frames from the tap = tap tx, and write()s its sent frames = tap rx).
  * disk_source names the source that won the larger direction. IOPS likewise from the

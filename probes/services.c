@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/macros.h"
 #include "probes/services.h"
@@ -143,10 +144,10 @@ int vmg_service_pids_by_unit(struct vmg_cgroup_ctx *c, const char *unit, pid_t *
                         continue;
                 if (r < 0)
                         return r;
-                _cleanup_close_ int fd = openat(vmg_cgroup_hier_fd(c, order[i]), rel,
-                                                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                _cleanup_close_ int fd = vmg_open_beneath(vmg_cgroup_hier_fd(c, order[i]), rel,
+                                                          O_RDONLY | O_DIRECTORY);
                 if (fd < 0)
-                        return log_debug_errno(errno, "Unit %s: cannot open %s/%s: %m", unit,
+                        return log_debug_errno(fd, "Unit %s: cannot open %s/%s: %m", unit,
                                                vmg_cgroup_hier_path(c, order[i]), rel);
                 struct pidvec pv = { 0 };
                 r = collect_procs(fd, &pv);

@@ -1,6 +1,6 @@
 /* libFuzzer harnesses for every parser of vmguard, and the helpers they share. Each harness
  * is a plain function vmg_fuzz_NAME(data, size) so that the fuzz build (clang, libFuzzer,
- * ASan+UBSan; tests/fuzz/fuzz.mk) and the normal unit-test build
+ * ASan+UBSan; tests/fuzz/module.mk) and the normal unit-test build
  * (tests/unit/test_fuzz_regressions.c, which replays tests/fuzz/regressions/NAME/) run the
  * very same code. Every harness returns 0; a broken invariant aborts, which is a crash for
  * libFuzzer and a failed test for the runner. */

@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "controller/journal.h"
+#include "controller/act/journal.h"
 #include "tests/fuzz/fuzz.h"
 
 int vmg_fuzz_journal(const uint8_t *data, size_t size) {

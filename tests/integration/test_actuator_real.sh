@@ -108,7 +108,7 @@ again=$(cores_of "$busy_pid" 2)
 check "busy loop free again ($again cores)" between "$again" 0.4 1.2
 
 # v1 refuses a parent quota below a child's: a domain with vcpu quotas cannot be capped
-# lower at the domain level (documented in controller/actuator.h).
+# lower at the domain level (documented in controller/act/actuator.h).
 echo 50000 >"$CPUDIR/vcpu0/cpu.cfs_quota_us"
 out=$(tool cpu "$UUID" "$NAME" "$NAME" 0.2 2>&1)
 check "parent quota below child's quota fails permanently" grep -q "Invalid argument (permanent)" <<<"$out"

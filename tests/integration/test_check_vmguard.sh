@@ -17,7 +17,7 @@ T=$(mktemp -d)
 on_exit rm -rf "$T"
 SOCK=$T/control.sock
 
-# Shaped like vmguardd's snapshot (controller/manager.c): dnsmasq healthy, unbound down,
+# Shaped like vmguardd's snapshot (controller/daemon/snapshot.c): dnsmasq healthy, unbound down,
 # two guests of tenant acme throttled, one of globex not.
 cat >"$T/busy.json" <<'JSON'
 {"version":1,"daemon":{"pid":4242,"version":"0.1","ticks":300,"tick_seconds":1.0,"last_tick_duration_seconds":0.05,"last_tick_age_seconds":0.4,"dry_run":false,"errors_total":0,"actions_total":{"throttle":2},"libvirt_connected":true,"tenants":2,"guests_throttled":2},

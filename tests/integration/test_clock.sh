@@ -37,7 +37,7 @@ cat >"$T/node.xml" <<X
 X
 URI=test://$T/node.xml
 
-# What libvirt makes for that domain (LAB-NOTES): machine/qemu-1-NAME.libvirt-qemu with
+# What libvirt 9.0 without machined makes for that domain (docs/LAB.md): machine/qemu-1-NAME.libvirt-qemu with
 # vcpu0/ and emulator/ in cpu and the unified tree, the bare dir in memory and blkio, and
 # its QEMU's pid file; the "QEMU" is one busy process, a guest using a whole core.
 REL=machine/qemu-1-$DOM.libvirt-qemu

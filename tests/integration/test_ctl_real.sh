@@ -63,7 +63,7 @@ check "socket mode 0600" test "$(stat -c %a "$SOCK")" = 600
 if "$VMG" status --help >/dev/null 2>&1; then
 	t_pass "vmguard status is wired into the CLI"
 else
-	t_fail "vmguard status is wired into the CLI (controller/vmguard.c + programs.mk: see controller/ctl.mk)"
+	t_fail "vmguard status is wired into the CLI (controller/cli/vmguard.c, controller/cli/module.mk)"
 	finish
 fi
 

@@ -11,7 +11,7 @@ secs=${FUZZ_SHORT_SECONDS:-10}
 
 # -f names the fragment itself, so this works whether or not the Makefile includes it (it
 # guards against being read twice).
-if ! out=$(make --no-print-directory -f Makefile -f tests/fuzz/fuzz.mk fuzz-build 2>&1); then
+if ! out=$(make --no-print-directory fuzz-build 2>&1); then
 	printf '%s\n' "$out" | tail -n 20
 	# clang without libclang-rt (libFuzzer) is a missing dependency, not a finding
 	if grep -q -E 'libclang_rt\.fuzzer|cannot find .*fuzzer' <<<"$out"; then

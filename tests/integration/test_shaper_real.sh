@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real tap shaping over netlink (controller/shaper via tests/tools/shaper_tool), as root, in
+# Real tap shaping over netlink (controller/act/shaper via tests/tools/shaper_tool), as root, in
 # network namespaces this test creates (198.18.0.0/15 only):
 #   vmgshape-PID    "host" side: veth end vsh0 standing in for a guest's tap, real taps
 #                   vshtap0/1 (no traffic, for the ownership rules), the ifbs vmguard adds

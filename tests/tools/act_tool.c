@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "controller/actuator.h"
-#include "controller/blkiotune.h"
-#include "controller/journal.h"
+#include "controller/act/actuator.h"
+#include "controller/act/blkiotune.h"
+#include "controller/act/journal.h"
 
 static volatile sig_atomic_t got_signal;
 

@@ -13,8 +13,8 @@
 #include <systemd/sd-event.h>
 
 #include "common/log.h"
-#include "controller/httpd.h"
-#include "controller/metrics.h"
+#include "controller/daemon/httpd.h"
+#include "controller/daemon/metrics.h"
 
 static json_t *load_snapshot(void *userdata) {
         json_error_t err;

@@ -21,7 +21,7 @@
 
 #include "common/log.h"
 #include "common/macros.h"
-#include "controller/shaper.h"
+#include "controller/act/shaper.h"
 
 static double now_s(void) {
         struct timespec ts;

@@ -1,7 +1,7 @@
 /* Synthetic libvirt-like guests in real cgroups, for tests and benchmarks that need the
  * daemon to really sample N guests without N QEMUs (root only).
  *
- * A guest is laid out as libvirt 9 without machined lays out a domain here (LAB-NOTES):
+ * A guest is laid out as libvirt 9 without machined lays out a domain (docs/LAB.md):
  * DIR = machine/qemu-ID-NAME.libvirt-qemu with vcpu0/ and emulator/ in cpu, cpuset and the
  * unified tree (threaded children there), the bare DIR in memory, freezer and blkio. Its
  * "QEMU" is a forked child that only sleeps, with a thread named "CPU 0/TCG", so the monitor

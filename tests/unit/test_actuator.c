@@ -19,9 +19,9 @@
 
 #include "common/log.h"
 #include "common/macros.h"
-#include "controller/actuator.h"
-#include "controller/blkiotune.h"
-#include "controller/journal.h"
+#include "controller/act/actuator.h"
+#include "controller/act/blkiotune.h"
+#include "controller/act/journal.h"
 #include "tests/harness.h"
 
 #define UUID_A "0b7ee6a2-55f4-4c1e-8d2a-8c3f4e5d6a01"
@@ -235,19 +235,19 @@ static const struct vmg_act_vm VM_A = {UUID_A, "web1", VM_DIR, VM_DIR};
 static void test_classify(void) {
         static const struct {
                 int r;
-                enum vmg_act_class c;
+                enum vmg_result_class c;
         } cases[] = {
-                {0, VMG_ACT_OK}, {1, VMG_ACT_OK}, {-ENOENT, VMG_ACT_GONE}, {-ENODEV, VMG_ACT_GONE},
-                {-EBUSY, VMG_ACT_TRANSIENT}, {-EAGAIN, VMG_ACT_TRANSIENT},
-                {-ETIMEDOUT, VMG_ACT_TRANSIENT}, {-EPERM, VMG_ACT_PERMANENT},
-                {-EROFS, VMG_ACT_PERMANENT}, {-EINVAL, VMG_ACT_PERMANENT},
-                {-EACCES, VMG_ACT_PERMANENT},
+                {0, VMG_RESULT_OK}, {1, VMG_RESULT_OK}, {-ENOENT, VMG_RESULT_GONE}, {-ENODEV, VMG_RESULT_GONE},
+                {-EBUSY, VMG_RESULT_TRANSIENT}, {-EAGAIN, VMG_RESULT_TRANSIENT},
+                {-ETIMEDOUT, VMG_RESULT_TRANSIENT}, {-EPERM, VMG_RESULT_PERMANENT},
+                {-EROFS, VMG_RESULT_PERMANENT}, {-EINVAL, VMG_RESULT_PERMANENT},
+                {-EACCES, VMG_RESULT_PERMANENT},
         };
         for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
                 T_CASE(strerror(cases[i].r < 0 ? -cases[i].r : 0));
                 CHECK_INT(vmg_act_classify(cases[i].r), cases[i].c);
         }
-        CHECK_STR(vmg_act_class_name(VMG_ACT_PERMANENT), "permanent");
+        CHECK_STR(vmg_act_class_name(VMG_RESULT_PERMANENT), "permanent");
 }
 
 static void test_v1_cpu(void) {
@@ -457,7 +457,7 @@ static void test_vanished(void) {
                                         "machine/qemu-9-gone.libvirt-qemu"};
         int r = vmg_act_set_cpu(f.a, &gone, 0.2);
         CHECK_INT(r, -ENOENT);
-        CHECK_INT(vmg_act_classify(r), VMG_ACT_GONE);
+        CHECK_INT(vmg_act_classify(r), VMG_RESULT_GONE);
         struct vmg_io_limit lim = {VMG_IO_KEEP, 1, VMG_IO_KEEP, VMG_IO_KEEP};
         CHECK_INT(vmg_act_set_io(f.a, &gone, 254, 0, &lim), -ENOENT);
         CHECK_INT(f.k.writes, 0);
@@ -510,7 +510,7 @@ static void test_errors(void) {
                 chmod(path, 0444);
                 int r = vmg_act_set_cpu(f.a, &VM_A, 0.2);
                 CHECK_INT(r, -EACCES);
-                CHECK_INT(vmg_act_classify(r), VMG_ACT_PERMANENT);
+                CHECK_INT(vmg_act_classify(r), VMG_RESULT_PERMANENT);
                 fixture_done(&f);
         }
 }
@@ -736,7 +736,7 @@ static void test_blkiotune(void) {
         CHECK(vmg_blkiotune_set(bt, UUID_A, "web1", "vda", "write_bytes_sec", 4096) > 0);
         CHECK_INT(wait_one(bt, &res), 0);
         CHECK_INT(res.r, -ETIMEDOUT);
-        CHECK_INT(vmg_act_classify(res.r), VMG_ACT_TRANSIENT);
+        CHECK_INT(vmg_act_classify(res.r), VMG_RESULT_TRANSIENT);
         CHECK_INT(vmg_journal_count(j), 0); /* timed out while reading: nothing recorded */
         CHECK_INT(vmg_blkiotune_pending(bt), 0);
         /* A job queued behind the stuck call times out too, without ever running. */

@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "controller/ctlclient.h"
+#include "controller/cli/ctlclient.h"
 #include "tests/harness.h"
 
 /* A real snapshot (vmguardd on this machine, one lab guest, dnsmasq running, unbound not). */

@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "common/macros.h"
-#include "controller/ctlclient.h"
-#include "controller/ctlsock.h"
+#include "controller/cli/ctlclient.h"
+#include "controller/daemon/ctlsock.h"
 #include "tests/harness.h"
 
 /* The daemon's real snapshot shape (manager.c), a throttled guest of tenant acme. */

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "common/macros.h"
-#include "controller/engine.h"
+#include "controller/engine/engine.h"
 #include "tests/harness.h"
 #include "tests/unit/test_engine_oracle.h"
 

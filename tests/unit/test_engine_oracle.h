@@ -5,7 +5,7 @@
 #include <math.h>
 #include <stdbool.h>
 
-#include "controller/engine.h"
+#include "controller/engine/engine.h"
 
 /* Seconds per second a guest's own CFS quota held it back (cpu.stat throttled time), as the
  * policy's words define it: only with a valid CPU figure, at most 1. */

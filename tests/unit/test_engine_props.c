@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "common/macros.h"
-#include "controller/engine.h"
+#include "controller/engine/engine.h"
 #include "tests/harness.h"
 #include "tests/unit/test_engine_oracle.h"
 

@@ -4,7 +4,7 @@
  * from 4% to 51% with nothing else running. */
 #include <stdlib.h>
 
-#include "controller/engine.h"
+#include "controller/engine/engine.h"
 #include "tests/harness.h"
 
 static bool contended(double psi_cpu, double quota_stall, const char **why) {

@@ -13,7 +13,7 @@
 
 #include "common/log.h"
 #include "common/macros.h"
-#include "controller/journal.h"
+#include "controller/act/journal.h"
 #include "tests/harness.h"
 
 /* A fake "live" store: knob (path+key) -> value, or an error for read/write. */

@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "common/macros.h"
-#include "controller/httpd.h"
-#include "controller/metrics.h"
+#include "controller/daemon/httpd.h"
+#include "controller/daemon/metrics.h"
 #include "tests/harness.h"
 
 #define FIX "tests/fixtures/snapshots/"

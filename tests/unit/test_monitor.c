@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "controller/monitor.h"
+#include "probes/monitor.h"
 #include "tests/fixtures/fake_tree.h"
 #include "tests/harness.h"
 

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "common/macros.h"
-#include "controller/commands.h"
+#include "controller/cli/commands.h"
 #include "policies/policy.h"
 #include "tests/harness.h"
 

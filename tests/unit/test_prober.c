@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "controller/prober.h"
+#include "probes/prober.h"
 #include "tests/harness.h"
 
 static uint64_t mono_ns(void) {

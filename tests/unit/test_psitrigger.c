@@ -3,7 +3,7 @@
 #include <poll.h>
 #include <unistd.h>
 
-#include "controller/psitrigger.h"
+#include "controller/daemon/psitrigger.h"
 #include "tests/harness.h"
 
 int main(void) {

@@ -10,7 +10,7 @@
 
 #include "common/log.h"
 #include "common/macros.h"
-#include "controller/shaper.h"
+#include "controller/act/shaper.h"
 #include "tests/harness.h"
 
 static void test_tbf_params(void) {

@@ -5,7 +5,7 @@
 
 #include "common/log.h"
 #include "common/macros.h"
-#include "controller/top.h"
+#include "controller/cli/top.h"
 #include "tests/harness.h"
 
 static const struct {

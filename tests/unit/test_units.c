@@ -1,4 +1,4 @@
-/* The policy language's unit parsers and formatters (policies/units.c): every accepted
+/* The policy language's unit parsers and formatters (policies/resources.c): every accepted
  * spelling gives the right base-unit value, and junk, signs, NaN, exponents, empty strings and
  * wrong units are refused. */
 #include <errno.h>

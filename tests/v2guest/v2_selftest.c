@@ -25,8 +25,8 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "controller/actuator.h"
-#include "controller/journal.h"
+#include "controller/act/actuator.h"
+#include "controller/act/journal.h"
 #include "probes/cgroup.h"
 #include "probes/procfs.h"
 #include "probes/rates.h"
@@ -246,7 +246,7 @@ static void check_vanished(struct vmg_cgroup_ctx *ctx, struct vmg_actuator *a, c
         }
         struct vmg_act_vm avm = { .uuid = "gone-uuid", .name = "gone", .cpu_dir = rel, .blkio_dir = rel };
         r = vmg_act_set_cpu(a, &avm, CAP_CORES);
-        check(vmg_act_classify(r) == VMG_ACT_GONE, "vanished VM: set_cpu on the removed cgroup is class "
+        check(vmg_act_classify(r) == VMG_RESULT_GONE, "vanished VM: set_cpu on the removed cgroup is class "
               "\"gone\" (r=%d %s)", r, strerror(-r));
 }
 
