@@ -6,7 +6,11 @@
 #  2. SIGTERM restores every original value; SIGKILL leaves them, a restart reconciles.
 #  3. A bad policy sent with SIGHUP keeps the old one in force.
 #  4. --dry-run changes no file.
-#  5. Disk: a cache=none guest writing flat out is limited to the policy's rate.
+#  5. Disk: a cache=none guest writing flat out on the lab's slow shared disk
+#     (lab/slowdisk.sh) hurts a host process that fsyncs there, as dnsmasq does; it is
+#     limited to the policy's rate. The harm is the lab's (a 50 MiB/s disk), not this
+#     machine's disk: on a fast disk the same guest left fsync p90 at 2.7 ms and no signal
+#     crossed (a fresh machine: victim I/O wait and host PSI io stayed under 1%).
 . "$(dirname "$0")/lib.sh"
 require_root
 require_cmd virsh jq
@@ -20,6 +24,8 @@ VMGD=./build/vmguardd
 
 tmp=$(mktemp -d /tmp/vmgd-test.XXXXXX)
 on_exit rm -rf "$tmp"
+# Registered first, so it runs last: the guests' disks live on it.
+on_exit ./lab/slowdisk.sh down
 on_exit ./lab/guest.sh destroy "$GCPU"
 on_exit ./lab/guest.sh destroy "$GDISK"
 on_exit ./lab/net.sh down "$VMG_LAB_NS"
@@ -41,7 +47,7 @@ cat >"$tmp/tenants/$TEN.json" <<J
   "vms": { "metadata": true },
   "limits": {
     "cpu": { "noisy_above": "0.3 cores", "for": "2s", "throttle_to": "0.1 cores", "floor": "0.1 cores", "calm_for": "4s" },
-    "disk_write": { "noisy_above": "40MB/s", "for": "2s", "throttle_to": "20MB/s", "floor": "20MB/s", "calm_for": "30s" }
+    "disk_write": { "noisy_above": "15MB/s", "for": "2s", "throttle_to": "8MB/s", "floor": "8MB/s", "calm_for": "30s" }
   } }
 J
 check "test policy is valid" ./build/vmguard policy check --host "$tmp/host.json" --tenants "$tmp/tenants"
@@ -155,7 +161,10 @@ cp "$tmp/tenant.good" "$tmp/tenants/$TEN.json"
 # The victim: a host process that fsyncs a small file every 100 ms, as dnsmasq does with its
 # lease file before each DHCP ACK. On a quiet host a guest's direct writes raise no host PSI
 # (seen: 0% at 800 MB/s); the victim's own I/O wait is what shows the harm.
-victim_file=/var/tmp/vmgd-victim-$$
+slow=$(./lab/slowdisk.sh up)
+check "lab slow disk up ($slow)" test -d "$slow/disks"
+export VMG_LAB_DISKS=$slow/disks
+victim_file=$slow/vmgd-victim-$$
 "${BUILD:-build}/tests/tools/vmgfsyncvictim" "$victim_file" 300 &
 vpid=$!
 on_exit rm -f "$victim_file"
@@ -167,15 +176,34 @@ wbytes() { awk '$2 == "Write" {s += $3} END {print s + 0}' "$bdir/blkio.throttle
 wrate() { local a b; a=$(wbytes); sleep 3; b=$(wbytes); awk -v a="$a" -v b="$b" 'BEGIN { printf "%.1f", (b - a) / 3e6 }'; }
 free=$(wrate)
 echo "# disk guest writes $free MB/s before vmguard"
+check_num "the disk guest writes (MB/s, before vmguard)" "$free" -gt 15
+# Per tick, what the daemon saw: the victim's I/O wait and host PSI io (why a throttle came
+# or did not come).
+tick_log() {
+	local last=-1 t
+	while sleep 1; do
+		[ -s "$tmp/state/status.json" ] || continue
+		t=$(jq -r '.daemon.ticks' "$tmp/state/status.json" 2>/dev/null) || continue
+		[ "$t" = "$last" ] && continue
+		last=$t
+		jq -r --arg n "vmg-$GDISK" '"# tick \(.daemon.ticks): psi_io_some=\(.host.psi_io_some) victim_io_wait=\([.services[] | .blkio_delay_frac][0]) guest_write_Bps=\([.vms[] | select(.name == $n) | .usage.disk_write_bytes_per_s][0]) throttled=\([.vms[] | select(.name == $n) | .throttled][0])"' \
+			"$tmp/state/status.json" 2>/dev/null
+	done
+}
+tick_log >"$tmp/ticks.log" 2>&1 &
+tlpid=$!
+on_exit kill "$tlpid"
 start_daemon
 for i in $(seq 1 100); do grep -q 'throttle disk_write' "$tmp/daemon.log" && break; sleep 0.1; done
 check "disk write throttle decided" grep -q 'throttle disk_write' "$tmp/daemon.log"
-grep 'throttle disk_write' "$tmp/daemon.log" | head -n 1 | sed 's/^/# /' 
+grep 'throttle disk_write' "$tmp/daemon.log" | head -n 1 | sed 's/^/# /'
+check "the disk throttle's reason is an I/O signal" grep -q 'throttle disk_write.*\(I/O wait\|PSI io\)' "$tmp/daemon.log"
 sleep 2
 limited=$(wrate)
-echo "# disk guest writes $limited MB/s while throttled (limit 20 MB/s)"
-check_num "write rate held near 20 MB/s" "$limited" -le 24
-check_num "write rate still above the floor's half" "$limited" -ge 8
+echo "# disk guest writes $limited MB/s while throttled (limit 8 MB/s)"
+check_num "write rate held near 8 MB/s" "$limited" -le 10
+check_num "write rate still above the floor's half" "$limited" -ge 4
+sed 's/^/#   /' "$tmp/ticks.log" | tail -n 8
 tune=$(virsh blkdeviotune "vmg-$GDISK" vda 2>/dev/null | awk '/write_bytes_sec:/ && !/max/ {print $2}')
 echo "# libvirt blkdeviotune write_bytes_sec=$tune"
 check_num "QEMU's own throttle set through libvirt" "${tune:-0}" -gt 0
@@ -195,8 +223,18 @@ sleep 3
 check "daemon survives a throttled guest's destruction" kill -0 "$dpid"
 check "and forgets what it held for it" sh -c "! grep -q '$uuid' '$tmp/state/journal.json'"
 check "logged the guest as gone" grep -q "is gone" "$tmp/daemon.log"
-lvpid=$(pidof libvirtd | awk '{print $1}')
-if [ -n "$lvpid" ]; then
+# Only a libvirtd the lab started (lab/libvirtd.sh marks it) is this test's to stop: the
+# host's own, with other people's guests, is not.
+lvpid=$(cat /var/run/libvirtd.pid 2>/dev/null)
+lab_libvirtd=0
+grep -qw libvirtd "${VMG_LAB_RUN:-/run/vmguard-lab}/libvirtd.started-by-lab" 2>/dev/null && lab_libvirtd=1
+if [ "$lab_libvirtd" = 0 ]; then
+	if [ "${CI:-}" = true ]; then
+		t_fail "libvirtd was not started by lab/libvirtd.sh: the restart part cannot run (in CI it must)"
+	else
+		echo "# libvirtd is not the lab's: libvirtd-restart part NOT checked (not counted)"
+	fi
+elif [ -n "$lvpid" ] && [ "$(cat /proc/$lvpid/comm 2>/dev/null)" = libvirtd ]; then
 	kill -TERM "$lvpid"
 	for i in $(seq 1 50); do kill -0 "$lvpid" 2>/dev/null || break; sleep 0.1; done
 	sleep 2
