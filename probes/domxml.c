@@ -21,9 +21,9 @@ static void xmlfreep(xmlChar **p) {
 }
 #define _cleanup_xmlfree_ _cleanup_(xmlfreep)
 
-static void docfreep(xmlDoc **d) {
-        if (*d)
-                xmlFreeDoc(*d);
+static void note_oom(void *userdata, xmlError *e) {
+        if (e && e->code == XML_ERR_NO_MEMORY)
+                *(bool *) userdata = true;
 }
 
 static bool is_elem(const xmlNode *n, const char *name) {
@@ -43,12 +43,13 @@ static const char *prop_of(xmlChar *v) {
         return (const char *) v;
 }
 
-/* Text content with surrounding whitespace removed, malloc'd; NULL when empty. */
+/* Text content with surrounding whitespace removed, malloc'd; NULL when empty or when n is
+ * NULL. An element's content is never NULL but for a failed allocation. */
 static int text_of(const xmlNode *n, char **ret) {
         _cleanup_xmlfree_ xmlChar *c = xmlNodeGetContent(n);
         if (!c) {
                 *ret = NULL;
-                return 0;
+                return n ? -ENOMEM : 0;
         }
         const char *s = (const char *) c;
         while (isspace((unsigned char) *s))
@@ -294,23 +295,39 @@ int vmg_domxml_parse(const char *xml, size_t len, struct vmg_domxml **ret) {
                 return log_debug_errno(EBADMSG, "domain XML empty or too large (%zu bytes)", len);
         /* NONET/no entity expansion: the XML comes from libvirtd, but a guest owner can
          * put text in <metadata>, so never fetch anything it names. */
-        _cleanup_(docfreep) xmlDoc *doc =
-                xmlReadMemory(xml, (int) len, "domain.xml", NULL,
-                              XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        /* libxml2 2.9 reports a failed allocation only to its error handlers: the parser
+         * then returns no document (as for malformed XML) or one missing what it could not
+         * store (a namespace, an attribute), and xmlGetNoNsProp() returns NULL as for an
+         * absent attribute. So a handler of our own watches the parse and the walk:
+         * XML_ERR_NO_MEMORY anywhere makes the whole call -ENOMEM, never a guest with
+         * fields missing. The last error is cleared at the end: it holds malloc'd strings. */
+        xmlStructuredErrorFunc saved = xmlStructuredError;
+        void *saved_ctx = xmlStructuredErrorContext;
+        bool oom = false;
+        xmlSetStructuredErrorFunc(&oom, note_oom);
+        xmlDoc *doc = xmlReadMemory(xml, (int) len, "domain.xml", NULL,
+                                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        struct vmg_domxml *d = NULL;
+        int r = 0;
         if (!doc) {
                 const xmlError *e = xmlGetLastError();
                 const char *m = e && e->message ? e->message : "parse error";
-                return log_debug_errno(EBADMSG, "malformed domain XML at line %d: %.*s",
-                                       e ? e->line : 0, (int) strcspn(m, "\n"), m);
+                if (!oom)
+                        r = log_debug_errno(EBADMSG, "malformed domain XML at line %d: %.*s",
+                                            e ? e->line : 0, (int) strcspn(m, "\n"), m);
+        } else if (!xmlDocGetRootElement(doc)) {
+                r = log_debug_errno(EBADMSG, "domain XML without a root element");
+        } else if (!(d = calloc(1, sizeof *d))) {
+                r = -ENOMEM;
+        } else {
+                r = parse_root(d, xmlDocGetRootElement(doc));
         }
-        const xmlNode *root = xmlDocGetRootElement(doc);
-        if (!root)
-                return log_debug_errno(EBADMSG, "domain XML without a root element");
-
-        struct vmg_domxml *d = calloc(1, sizeof *d);
-        if (!d)
-                return -ENOMEM;
-        int r = parse_root(d, root);
+        xmlSetStructuredErrorFunc(saved_ctx, saved);
+        if (oom)
+                r = -ENOMEM;
+        xmlResetLastError();
+        if (doc)
+                xmlFreeDoc(doc);
         if (r < 0) {
                 vmg_domxml_free(d);
                 return r;

@@ -514,37 +514,45 @@ struct vmg_ctl_server *vmg_ctl_server_free(struct vmg_ctl_server *s) {
         return NULL;
 }
 
-/* Seconds as JSON, or nothing for 0 ("not set"). */
-static void set_num(json_t *o, const char *key, double v) {
-        if (v > 0)
-                json_object_set_new(o, key, json_real(v));
+/* Seconds as JSON, or nothing for 0 ("not set"). False when out of memory. */
+static bool set_num(json_t *o, const char *key, double v) {
+        return !(v > 0) || json_object_set_new(o, key, json_real(v)) == 0;
+}
+
+static const struct vmg_tenant *find_tenant(const struct vmg_policy *policy, const char *tenant) {
+        const struct vmg_tenant *t = NULL;
+        for (size_t i = 0; policy && tenant && i < policy->n_tenants; i++)
+                if (policy->tenants[i].name && strcmp(policy->tenants[i].name, tenant) == 0)
+                        t = &policy->tenants[i];
+        return t;
 }
 
 json_t *vmg_ctl_rules_json(const struct vmg_policy *policy, const char *tenant) {
-        if (!policy || !tenant)
-                return NULL;
-        const struct vmg_tenant *t = NULL;
-        for (size_t i = 0; i < policy->n_tenants; i++)
-                if (policy->tenants[i].name && strcmp(policy->tenants[i].name, tenant) == 0)
-                        t = &policy->tenants[i];
+        const struct vmg_tenant *t = find_tenant(policy, tenant);
         if (!t)
                 return NULL;
         json_t *rules = json_object();
-        for (int k = 0; k < VMG_RES_COUNT; k++) {
+        for (int k = 0; rules && k < VMG_RES_COUNT; k++) {
                 const struct vmg_rule *ru = &t->rules[k];
                 if (!(ru->cap > 0) && !ru->noisy)
                         continue;
                 json_t *o = json_object();
-                set_num(o, "cap", ru->cap);
-                if (ru->noisy) {
-                        set_num(o, "noisy_above", ru->noisy_above);
-                        set_num(o, "for_s", (double) ru->noisy_for_ns / 1e9);
-                        set_num(o, "throttle_to", ru->throttle_to);
-                        set_num(o, "floor", ru->floor);
-                        set_num(o, "calm_for_s", (double) ru->calm_for_ns / 1e9);
+                bool ok = o && set_num(o, "cap", ru->cap);
+                if (ok && ru->noisy)
+                        ok = set_num(o, "noisy_above", ru->noisy_above) &&
+                             set_num(o, "for_s", (double) ru->noisy_for_ns / 1e9) &&
+                             set_num(o, "throttle_to", ru->throttle_to) && set_num(o, "floor", ru->floor) &&
+                             set_num(o, "calm_for_s", (double) ru->calm_for_ns / 1e9);
+                if (!ok) {
+                        json_decref(o);
+                        o = NULL;
                 }
-                json_object_set_new(rules, vmg_resource_name(k), o);
+                /* set_new takes o even when it fails. */
+                if (!o || json_object_set_new(rules, vmg_resource_name(k), o) < 0)
+                        rules = (json_decref(rules), NULL);
         }
+        if (!rules)
+                return NULL;
         const struct vmg_host_policy *h = &policy->host;
         return json_pack("{s:s, s:f, s:f, s:f, s:o}", "tenant", t->name, "min_hold_s", (double) h->min_hold_ns / 1e9,
                          "step_down", h->step_down, "step_up", h->step_up, "rules", rules);
@@ -584,10 +592,20 @@ json_t *vmg_ctl_answer(const json_t *request, json_t *snapshot, const struct vmg
                 json_decref(snapshot);
                 return error_reply("no_such_vm", "no guest named '%.128s' (by name or uuid)", want);
         }
+        /* Every jansson call checked: under memory pressure the client gets an "internal"
+         * error, never a reply with every guest or without the guest's policy. */
         json_incref(found);
-        json_object_set_new(snapshot, "vms", json_pack("[o]", found));
-        json_t *rules = vmg_ctl_rules_json(policy, json_string_value(json_object_get(found, "tenant")));
-        if (rules)
-                json_object_set_new(found, "policy", rules);
+        json_t *one = json_pack("[o]", found);
+        bool ok = one && json_object_set_new(snapshot, "vms", one) == 0;
+        const char *tenant = json_string_value(json_object_get(found, "tenant"));
+        json_t *rules = ok ? vmg_ctl_rules_json(policy, tenant) : NULL;
+        if (ok && !rules && find_tenant(policy, tenant))
+                ok = false;
+        if (ok && rules)
+                ok = json_object_set_new(found, "policy", rules) == 0;
+        if (!ok) {
+                json_decref(snapshot);
+                return error_reply("internal", "out of memory explaining '%.128s'", want);
+        }
         return snapshot;
 }

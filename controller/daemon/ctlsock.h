@@ -62,12 +62,14 @@ size_t vmg_ctl_server_n_clients(const struct vmg_ctl_server *s);
  * - "explain": the snapshot with "vms" reduced to the one guest whose name or uuid
  *   (case-insensitive) is "vm", plus "policy" in that guest's entry (its tenant's rules and
  *   the host damping, see vmg_ctl_rules_json); {"error":..., "code":"no_such_vm"} when none
- *   matches, {"error":..., "code":"bad_request"} when "vm" is missing.
- * Returns a new reference, or NULL for an unknown command. */
+ *   matches, {"error":..., "code":"bad_request"} when "vm" is missing, {"error":...,
+ *   "code":"internal"} when out of memory (never a partial reply).
+ * Returns a new reference, or NULL for an unknown command (or when not even an error reply
+ * could be allocated). */
 json_t *vmg_ctl_answer(const json_t *request, json_t *snapshot, const struct vmg_policy *policy);
 
 /* The rules the policy applies to a guest of the named tenant, as JSON in the resources'
  * units and seconds: {"min_hold_s", "step_down", "step_up", "rules": {"disk_write":
  * {"cap", "noisy_above", "for_s", "throttle_to", "floor", "calm_for_s"}, ...}}. Returns a
- * new reference, or NULL when tenant is NULL or unknown. */
+ * new reference, or NULL when tenant is NULL or unknown, or when out of memory. */
 json_t *vmg_ctl_rules_json(const struct vmg_policy *policy, const char *tenant);

@@ -497,22 +497,48 @@ static void test_errors(void) {
                 fixture_done(&f);
         }
 
-        T_CASE("real EACCES from a 0444 file (non-root only)");
-        if (geteuid() != 0) {
+        /* As root the kernel never says EACCES (CAP_DAC_OVERRIDE): the case runs in a child
+         * that owns its fixture and drops to nobody (65534) before acting; not root, it runs
+         * in place. The child sends the result and its classification through a pipe. */
+        T_CASE("real EACCES from a 0444 file (as an unprivileged user)");
+        int res[2] = { 1, -1 }, fds[2];
+        CHECK(pipe(fds) == 0);
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                close(fds[0]);
                 struct fixture f;
                 fixture_init(&f, 1);
                 vmg_actuator_free(f.a);
+                f.a = NULL;
+                char path[1024], cmd[1024];
+                snprintf(cmd, sizeof cmd, "chown -R 65534:65534 '%s' '%s' '%s'", f.state, f.cpu, f.blkio);
+                bool dropped = geteuid() != 0 ||
+                               (system(cmd) == 0 && setresgid(65534, 65534, 65534) == 0 &&
+                                setresuid(65534, 65534, 65534) == 0);
                 struct vmg_actuator_config cfg = {.cgroup_version = 1, .cpu_root = f.cpu,
                                                   .blkio_root = f.blkio, .journal = f.j};
-                CHECK_INT(vmg_actuator_new(&cfg, &f.a), 0);
-                char path[1024];
-                snprintf(path, sizeof path, "%s/%s/cpu.cfs_quota_us", f.cpu, VM_DIR);
-                chmod(path, 0444);
-                int r = vmg_act_set_cpu(f.a, &VM_A, 0.2);
-                CHECK_INT(r, -EACCES);
-                CHECK_INT(vmg_act_classify(r), VMG_RESULT_PERMANENT);
-                fixture_done(&f);
+                res[0] = dropped && geteuid() != 0 ? vmg_actuator_new(&cfg, &f.a) : -EPERM;
+                if (res[0] == 0) {
+                        snprintf(path, sizeof path, "%s/%s/cpu.cfs_quota_us", f.cpu, VM_DIR);
+                        chmod(path, 0444);
+                        res[0] = vmg_act_set_cpu(f.a, &VM_A, 0.2);
+                        res[1] = vmg_act_classify(res[0]);
+                }
+                if (write(fds[1], res, sizeof res) != sizeof res)
+                        _exit(3);
+                fixture_done(&f); /* nobody owns the trees now: it can remove them */
+                _exit(0);
         }
+        close(fds[1]);
+        int st = -1;
+        CHECK_MSG(read(fds[0], res, sizeof res) == sizeof res, "the child sent no result");
+        close(fds[0]);
+        if (pid > 0)
+                waitpid(pid, &st, 0);
+        CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+        CHECK_INT(res[0], -EACCES);
+        CHECK_INT(res[1], VMG_RESULT_PERMANENT);
 }
 
 static void test_journal_unwritable(void) {

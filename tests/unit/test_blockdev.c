@@ -69,10 +69,9 @@ static void test_devnum_table(void) {
 
 /* Block device nodes made with mknod resolve through st_rdev, not the filesystem. */
 static void test_block_nodes(void) {
-        if (geteuid() != 0) {
-                fprintf(stderr, "note: not root, mknod cases not run\n");
+        T_CASE("block device nodes (mknod)");
+        if (!t_require(geteuid() == 0, "needs root for mknod"))
                 return;
-        }
         char tmp[] = "/tmp/vmg-blockdev-XXXXXX";
         if (!mkdtemp(tmp)) {
                 CHECK_MSG(0, "mkdtemp: %m");

@@ -566,13 +566,18 @@ static void test_live(void) {
         const char *u = vmg_cgroup_hier_path(ctx, VMG_CG_UNIFIED);
         char path[PATH_MAX], name[64];
         snprintf(name, sizeof(name), "vmg-test-%d", (int) getpid());
-        if (!u || geteuid() != 0 || snprintf(path, sizeof(path), "%s/%s", u, name) < 0 ||
-            mkdir(path, 0755) < 0) {
-                fprintf(stderr, "live cgroup create/read/vanish check skipped (needs root and cgroup2)\n");
+        T_CASE("live: real cgroup read, then removed");
+        if (!t_require(u != NULL, "needs a cgroup2 (unified) hierarchy") ||
+            !t_require(geteuid() == 0, "needs root to create a cgroup")) {
                 vmg_cgroup_ctx_free(ctx);
                 return;
         }
-        T_CASE("live: real cgroup read, then removed");
+        snprintf(path, sizeof(path), "%s/%s", u, name);
+        if (mkdir(path, 0755) < 0) {
+                CHECK_MSG(0, "mkdir %s: %m", path);
+                vmg_cgroup_ctx_free(ctx);
+                return;
+        }
         const char *dirs[VMG_CG_N] = { NULL };
         dirs[VMG_CG_UNIFIED] = name;
         struct vmg_cgroup_vm *vm = NULL;

@@ -2,9 +2,12 @@
  * seed (tests/fuzz/corpus/NAME/) through the harness functions themselves, in the normal
  * test build, so a fixed parser bug stays fixed without clang or libFuzzer. A harness aborts
  * on a broken invariant and the sanitizers (make check SANITIZE=1) or valgrind (make
- * valgrind) catch memory errors, so a crash here is the failure; each file also counts as
- * one check that the harness returned 0. Run from the repository root (tests/run.sh does),
- * or set VMG_FUZZ_DIR to the tests/fuzz directory. */
+ * valgrind) catch memory errors, so a crash here is the only failure an input can give:
+ * the harnesses return 0 whatever they are fed (libFuzzer's convention), so an input is not
+ * a check. What is counted: one check per harness that it has seed inputs (a wrong working
+ * directory must not pass by replaying nothing), and an unreadable input as a failure; the
+ * inputs replayed are printed as one line, "N inputs replayed without crash". Run from the
+ * repository root (tests/run.sh does), or set VMG_FUZZ_DIR to the tests/fuzz directory. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -101,11 +104,12 @@ static int replay_dir(const char *dir, const char *name, int (*fn)(const uint8_t
                 size_t len = 0;
                 T_CASE(files[i]);
                 int r = read_all(files[i], &data, &len);
-                CHECK_MSG(r == 0, "cannot read %s: %s", files[i], strerror(-r));
+                if (r < 0)
+                        CHECK_MSG(r == 0, "cannot read %s: %s", files[i], strerror(-r));
                 if (r == 0) {
                         /* announce first: if the harness crashes, the log names the input */
                         fprintf(stderr, "replay %s %s (%zu bytes)\n", name, files[i], len);
-                        CHECK_INT(fn(data, len), 0);
+                        (void) fn(data, len); /* always 0: only a crash or abort fails */
                         count++;
                 }
                 free(data);
@@ -120,6 +124,7 @@ int main(void) {
         if (!base || !*base)
                 base = "tests/fuzz";
         fz_init(0);
+        int total = 0;
 
         for (size_t i = 0; i < sizeof(harnesses) / sizeof(harnesses[0]); i++) {
                 char dir[PATH_MAX];
@@ -136,6 +141,9 @@ int main(void) {
                 int regs = replay_dir(dir, harnesses[i].name, harnesses[i].fn);
                 printf("%-14s %3d seeds, %3d regression inputs replayed\n", harnesses[i].name,
                        seeds, regs < 0 ? 0 : regs);
+                total += (seeds < 0 ? 0 : seeds) + (regs < 0 ? 0 : regs);
         }
+        printf("%d inputs replayed without crash (a crash or an abort on a broken invariant is "
+               "the only failure an input can give; not counted as checks)\n", total);
         return t_summary();
 }

@@ -284,7 +284,7 @@ static void test_live(void) {
         CHECK_INT(vmg_procfs_read_host(p, &h), 0);
         CHECK(h.stat_valid);
         CHECK(h.user + h.system + h.idle > 0);
-        if (access("/proc/pressure/io", R_OK) == 0)
+        if (t_require(access("/proc/pressure/io", R_OK) == 0, "this kernel has no PSI (/proc/pressure/io)"))
                 CHECK(h.psi_io.valid && h.psi_cpu.valid);
         CHECK_INT(vmg_procfs_task_delayacct(p, &on), 0);
         CHECK_INT(vmg_procfs_pid_stat(p, getpid(), 0, &st), 0);

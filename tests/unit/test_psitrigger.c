@@ -21,17 +21,22 @@ int main(void) {
         CHECK_INT(vmg_psi_trigger_open("/nonexistent/pressure", 0.1, 1000000), -ENOENT);
 
         T_CASE("arm on the real kernel");
-        if (access("/proc/pressure/io", F_OK) < 0) {
-                fprintf(stderr, "this kernel has no PSI\n");
-        } else if (geteuid() != 0) {
-                fprintf(stderr, "not root: real trigger not armed\n");
-        } else {
+        if (t_require(access("/proc/pressure/io", F_OK) == 0, "this kernel has no PSI (/proc/pressure/io)") &&
+            t_require(geteuid() == 0, "needs root to arm a PSI trigger")) {
                 int fd = vmg_psi_trigger_open("/proc/pressure/io", 0.1, 1000000);
                 CHECK_MSG(fd >= 0, "arming failed: %d", fd);
                 if (fd >= 0) {
+                        /* Armed: the kernel polls the fd as a trigger (POLLPRI when it fires,
+                         * which depends on load, not tested). A second trigger on the same fd
+                         * is refused with EBUSY only when the first one was accepted. */
                         struct pollfd p = { .fd = fd, .events = POLLPRI };
-                        /* Armed and pollable; whether it fires depends on load, not tested. */
-                        CHECK(poll(&p, 1, 0) >= 0);
+                        int n = poll(&p, 1, 0);
+                        CHECK_MSG(n == 0 || (n == 1 && (p.revents & POLLPRI)), "poll: %d, revents %#x", n, p.revents);
+                        CHECK_MSG(!(p.revents & (POLLERR | POLLNVAL)), "revents %#x", p.revents);
+                        const char again[] = "some 100000 1000000";
+                        errno = 0;
+                        CHECK_MSG(write(fd, again, sizeof again) < 0 && errno == EBUSY,
+                                  "a second trigger on the fd: errno %d, expected EBUSY", errno);
                         close(fd);
                 }
         }
