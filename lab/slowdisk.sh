@@ -24,7 +24,7 @@
 #   down    unmounts, detaches the loop, stops the daemon, deletes the backing file
 #   status  exit 0 when mounted and served
 # Environment: VMG_SLOW_BPS (bytes/s, default 52428800), VMG_SLOW_SIZE_MB (default 16384, sparse),
-# VMG_SLOW_DIRTY_MB (dirty page cache allowed for it, default 256), VMG_SLOW_DIR (default /var/lib/vmguard-lab/slowdisk; must not be tmpfs).
+# VMG_SLOW_DIRTY_MB (dirty page cache allowed for it, default 64), VMG_SLOW_DIR (default /var/lib/vmguard-lab/slowdisk; must not be tmpfs).
 set -eu
 . "$(dirname "$0")/lib.sh"
 
@@ -32,7 +32,7 @@ SLOW_DIR=${VMG_SLOW_DIR:-/var/lib/vmguard-lab/slowdisk}
 SLOW_MNT=$SLOW_DIR/mnt
 SLOW_BPS=${VMG_SLOW_BPS:-52428800}
 SLOW_SIZE_MB=${VMG_SLOW_SIZE_MB:-16384}
-SLOW_DIRTY_MB=${VMG_SLOW_DIRTY_MB:-256}
+SLOW_DIRTY_MB=${VMG_SLOW_DIRTY_MB:-64}
 BACK=$SLOW_DIR/backing.raw
 FUSE_FILE=$SLOW_DIR/fuse.img
 PIDF=$SLOW_DIR/qsd.pid
