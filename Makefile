@@ -79,6 +79,10 @@ run-tests: $(PROGRAM_BINS) $(UNIT_TEST_BINS)
 unit: $(PROGRAM_BINS) $(UNIT_TEST_BINS)
 	BUILD=$(BUILD) ./tests/run.sh --unit-only $(UNIT_TEST_BINS)
 
+# The suite as a fresh machine runs it: removes the lab's state, runs .ci/run in a new clone.
+fresh:
+	./tests/fresh.sh
+
 asan:
 	$(MAKE) --no-print-directory check SANITIZE=1
 
@@ -115,7 +119,7 @@ install: $(PROGRAM_BINS)
 clean:
 	rm -rf build build-asan
 
-.PHONY: all check run-tests unit asan deps demo bench install clean
+.PHONY: fresh all check run-tests unit asan deps demo bench install clean
 .DEFAULT_GOAL := all
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

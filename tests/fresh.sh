@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# tests/fresh.sh [--keep-clone]: the suite as a fresh machine would run it.
+# 1. Removes what this project's lab made on this host, and only that: its guests (vmg-*),
+#    namespaces and taps (lab/teardown.sh), the slow disk, the libvirtd/virtlogd the lab
+#    started, the guest image cache, disks, leases and run files, the lines lab/libvirtd.sh
+#    added to /etc/libvirt/qemu.conf, cgroups named after vmguard, kernel.task_delayacct
+#    back to 0 (the kernel's default).
+# 2. Clones the committed HEAD into a new directory and runs `CI=true bash .ci/run` there,
+#    as CI does. Packages stay installed (removing them would touch the host's own).
+# Prints the suite's last line and exits with its status. Needs root.
+set -u
+cd "$(dirname "$0")/.."
+[ "$(id -u)" -eq 0 ] || { echo "fresh: must run as root" >&2; exit 1; }
+keep=0
+[ "${1:-}" = --keep-clone ] && keep=1
+repo=$(pwd)
+
+say() { echo "fresh: $*" >&2; }
+
+say "removing the lab's state"
+if [ -x lab/teardown.sh ]; then ./lab/teardown.sh >/dev/null 2>&1 || say "warning: lab/teardown.sh failed"; fi
+# Guests of tests that use their own namespaces: every domain with the lab's prefix.
+if command -v virsh >/dev/null 2>&1 && timeout 10 virsh -q -c qemu:///system list >/dev/null 2>&1; then
+	for d in $(virsh -q -c qemu:///system list --all --name 2>/dev/null | grep '^vmg-'); do
+		virsh -q -c qemu:///system destroy "$d" >/dev/null 2>&1
+		virsh -q -c qemu:///system undefine "$d" >/dev/null 2>&1
+	done
+fi
+for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^vmg'); do ip netns del "$ns"; done
+[ -x lab/slowdisk.sh ] && ./lab/slowdisk.sh down >/dev/null 2>&1
+[ -x lab/libvirtd.sh ] && ./lab/libvirtd.sh stop >/dev/null 2>&1
+rm -rf /var/cache/vmguard-lab /var/lib/vmguard-lab /run/vmguard-lab /run/vmguard /tmp/vmguard-demo
+if [ -f /etc/libvirt/qemu.conf ]; then
+	# lab/libvirtd.sh appends exactly these three lines.
+	sed -i '/^# Added by vmguard lab\/libvirtd.sh/,+2d' /etc/libvirt/qemu.conf
+fi
+for d in /sys/fs/cgroup/*/vmguard.services /sys/fs/cgroup/vmguard.services; do
+	[ -d "$d" ] || continue
+	find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+done
+[ -w /proc/sys/kernel/task_delayacct ] && echo 0 >/proc/sys/kernel/task_delayacct
+
+clone=$(mktemp -d /tmp/vmguard-fresh.XXXXXX)
+say "cloning $(git -C "$repo" rev-parse --short HEAD) into $clone"
+git clone -q "$repo" "$clone/vmguard" || { say "clone failed"; exit 1; }
+cd "$clone/vmguard"
+log=$clone/ci.log
+start=$SECONDS
+CI=true bash .ci/run </dev/null 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+say "CI=true bash .ci/run: exit $rc in $(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s; log $log"
+echo "fresh: last line: $(grep -E 'passed, [0-9]+ failed' "$log" | tail -n 1)"
+if [ $keep -eq 0 ] && [ $rc -eq 0 ]; then
+	cp "$log" /tmp/vmguard-fresh-last.log
+	rm -rf "$clone"
+	say "log kept in /tmp/vmguard-fresh-last.log"
+fi
+exit "$rc"
