@@ -612,7 +612,8 @@ static void test_buffers(void) {
                 char json[256];
                 int n = snprintf(json, sizeof json,
                                  "{ \"services\": [ { \"name\": \"d\", \"process\": \"d\", "
-                                 "\"max_probe_latency\": \"1s\", \"probe_dns\": \"%s\" } ] }",
+                                 "\"max_probe_latency\": \"1s\", \"probe_dns\": \"%s\", "
+                                 "\"exe\": \"/usr/sbin/d\", \"uid\": 0 } ] }",
                                  probes[i].probe);
                 T_CASE(probes[i].probe);
                 int r = vmg_host_policy_parse("h", json, (size_t) n, &h, &err);
@@ -621,6 +622,43 @@ static void test_buffers(void) {
                         vmg_host_policy_done(&h);
                 else
                         CHECK_STR(err.field, "services[0].probe_dns");
+        }
+}
+
+/* A process service names its owner: exe and uid; a name alone is anyone's. */
+static void test_service_owner(void) {
+        static const struct {
+                const char *svc, *field, *msg;
+        } cases[] = {
+                { "\"process\": \"dnsmasq\"", "services[0].exe", "a process name alone can be taken" },
+                { "\"process\": \"dnsmasq\", \"exe\": \"/usr/sbin/dnsmasq\"", "services[0].uid", "missing" },
+                { "\"process\": \"dnsmasq\", \"exe\": \"dnsmasq\", \"uid\": 0", "services[0].exe", "not an absolute" },
+                { "\"process\": \"dnsmasq\", \"exe\": \"/usr/sbin/../tmp/dnsmasq\", \"uid\": 0", "services[0].exe", "normalised" },
+                { "\"process\": \"dnsmasq\", \"exe\": \"/usr/sbin/dnsmasq\", \"uid\": -1", "services[0].uid", "out of range" },
+                { "\"process\": \"dnsmasq\", \"exe\": \"/usr/sbin/dnsmasq\", \"uid\": \"root\"", "services[0].uid", "numeric uid" },
+                { "\"process\": \"dnsmasq\", \"exe\": \"/usr/sbin/dnsmasq\", \"uid\": 4294967295", "services[0].uid", "out of range" },
+                { "\"unit\": \"dnsmasq.service\", \"exe\": \"/usr/sbin/dnsmasq\"", "services[0].exe", "a unit is found by its cgroup" },
+                { "\"process\": \"dnsmasq\", \"exe\": \"/usr/sbin/dnsmasq\", \"uid\": 65534", NULL, NULL },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                struct vmg_host_policy h;
+                struct vmg_policy_error err = { 0 };
+                char json[512];
+                int n = snprintf(json, sizeof json,
+                                 "{ \"services\": [ { \"name\": \"d\", %s, \"max_run_delay\": \"10ms\" } ] }",
+                                 cases[i].svc);
+                T_CASE(cases[i].svc);
+                int r = vmg_host_policy_parse("h.json", json, (size_t) n, &h, &err);
+                CHECK_INT(r, cases[i].field ? -EINVAL : 0);
+                if (r == 0) {
+                        CHECK_STR(h.services[0].exe, "/usr/sbin/dnsmasq");
+                        CHECK_INT(h.services[0].uid, 65534);
+                        vmg_host_policy_done(&h);
+                        continue;
+                }
+                CHECK_STR(err.field, cases[i].field);
+                CHECK_CONTAINS(err.message, cases[i].msg);
+                CHECK_INT(err.line, 1);
         }
 }
 
@@ -788,6 +826,7 @@ int main(void) {
         test_strict_modes();
         test_match();
         test_buffers();
+        test_service_owner();
         test_error_format();
         test_cli();
         return t_summary();
