@@ -3,6 +3,7 @@
  * a bad reload never replacing a good policy; the order in which a VM finds its tenant.
  * Run from the repository root (tests/run.sh does). */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -809,6 +810,98 @@ static void test_strict_modes(void) {
         rmdir(dir);
 }
 
+static void on_alarm(int sig) {
+        (void) sig;
+        static const char msg[] = "FAIL tests/unit/test_policy.c [policy directory trust]: "
+                                  "vmg_policy_load() blocked for 5 s on a FIFO in tenants.d\n"
+                                  "0 passed, 1 failed\n";
+        if (write(2, msg, sizeof msg - 1) < 0)
+                _exit(1);
+        _exit(1);
+}
+
+/* The attacks on the directory: whoever can write tenants.d (or a directory above it) can
+ * replace any tenant's file, and a FIFO (or a symlink to one) there blocked the daemon's
+ * event loop at the next SIGHUP, since the file was opened before its type was checked. */
+static void test_dir_trust(void) {
+        char dir[] = "/tmp/test_policy_trust.XXXXXX";
+        char sub[600], path[700], msg[1024];
+        struct vmg_policy *p = NULL;
+        struct vmg_policy_error err = { 0 };
+
+        CHECK(mkdtemp(dir) != NULL);
+        snprintf(sub, sizeof sub, "%s/tenants.d", dir);
+        CHECK(mkdir(sub, 0755) == 0);
+        CHECK_INT(write_file(sub, "acme.json",
+                             "{ \"tenant\": \"acme\", \"vms\": { \"names\": [\"a-*\"] } }\n"), 0);
+        CHECK_INT(vmg_policy_load(NULL, sub, &p, &err), 0);
+        vmg_policy_free(p);
+        p = NULL;
+
+        signal(SIGALRM, on_alarm);
+        alarm(5);
+        T_CASE("a FIFO in tenants.d");
+        snprintf(path, sizeof path, "%s/fifo.json", sub);
+        CHECK(mkfifo(path, 0644) == 0);
+        CHECK_INT(vmg_policy_load(NULL, sub, &p, &err), -EINVAL);
+        CHECK(p == NULL);
+        vmg_policy_error_format(&err, msg, sizeof msg);
+        CHECK_CONTAINS(msg, "fifo.json");
+        CHECK_CONTAINS(msg, "not a regular file");
+        T_CASE("a symlink to a FIFO in tenants.d");
+        CHECK(rename(path, "/tmp/test_policy_trust.fifo") == 0 || unlink(path) == 0);
+        snprintf(path, sizeof path, "%s/link.json", sub);
+        CHECK(symlink("/tmp/test_policy_trust.fifo", path) == 0);
+        CHECK_INT(vmg_policy_load(NULL, sub, &p, &err), -ELOOP);
+        CHECK(p == NULL);
+        vmg_policy_error_format(&err, msg, sizeof msg);
+        CHECK_CONTAINS(msg, "link.json");
+        CHECK_CONTAINS(msg, "symbolic link");
+        alarm(0);
+        unlink(path);
+        unlink("/tmp/test_policy_trust.fifo");
+
+        T_CASE("a world-writable tenants.d");
+        CHECK(chmod(sub, 0777) == 0);
+        CHECK_INT(vmg_policy_load(NULL, sub, &p, &err), -EPERM);
+        CHECK(p == NULL);
+        vmg_policy_error_format(&err, msg, sizeof msg);
+        CHECK_CONTAINS(msg, "tenants.d");
+        CHECK_CONTAINS(msg, "writable by group or others (mode 0777)");
+        T_CASE("a sticky world-writable tenants.d too: anyone could add a tenant");
+        CHECK(chmod(sub, 01777) == 0);
+        CHECK_INT(vmg_policy_load(NULL, sub, &p, &err), -EPERM);
+        CHECK(chmod(sub, 0755) == 0);
+
+        T_CASE("a group-writable directory above tenants.d");
+        CHECK(chmod(dir, 0775) == 0);
+        CHECK_INT(vmg_policy_load(NULL, sub, &p, &err), -EPERM);
+        vmg_policy_error_format(&err, msg, sizeof msg);
+        CHECK_CONTAINS(msg, dir);
+        CHECK_CONTAINS(msg, "mode 0775");
+        T_CASE("the host file's directory is checked the same way");
+        snprintf(path, sizeof path, "%s/host.json", dir);
+        CHECK_INT(write_file(dir, "host.json", "{ \"tick\": \"1s\" }\n"), 0);
+        CHECK_INT(vmg_policy_load(path, NULL, &p, &err), -EPERM);
+        CHECK(chmod(dir, 0755) == 0);
+        CHECK_INT(vmg_policy_load(path, sub, &p, &err), 0);
+        vmg_policy_free(p);
+        p = NULL;
+        if (geteuid() == 0) {
+                T_CASE("tenants.d owned by another user");
+                CHECK(chown(sub, 65534, 65534) == 0);
+                CHECK_INT(vmg_policy_load(NULL, sub, &p, &err), -EPERM);
+                vmg_policy_error_format(&err, msg, sizeof msg);
+                CHECK_CONTAINS(msg, "owned by uid 65534");
+                CHECK(chown(sub, 0, 0) == 0);
+        }
+        unlink(path);
+        snprintf(path, sizeof path, "%s/acme.json", sub);
+        unlink(path);
+        rmdir(sub);
+        rmdir(dir);
+}
+
 int main(void) {
         if (access(FIX "/bad", R_OK) < 0) {
                 fprintf(stderr, "run from the repository root: %s not found\n", FIX "/bad");
@@ -827,6 +920,7 @@ int main(void) {
         test_match();
         test_buffers();
         test_service_owner();
+        test_dir_trust();
         test_error_format();
         test_cli();
         return t_summary();
