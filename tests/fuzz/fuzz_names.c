@@ -13,6 +13,7 @@
 #include "common/utf8.h"
 #include "controller/daemon/metrics.h"
 #include "controller/engine/engine.h"
+#include "tests/fixtures/cap_policy.h"
 #include "tests/fuzz/fuzz.h"
 
 static char *valid_copy(const struct fz_part *p, size_t n, size_t i, const char *dflt) {
@@ -31,12 +32,9 @@ int vmg_fuzz_names(const uint8_t *data, size_t size) {
         char *svc = valid_copy(parts, n, 2, "dnsmasq");
         static const char uuid[] = "0f8fad5b-d9cb-469f-a165-70867728950e";
 
-        struct vmg_tenant t = { .name = tname };
-        t.rules[VMG_RES_CPU].cap = 1.0;
-        struct vmg_policy p = { .tenants = &t, .n_tenants = 1 };
-        p.host.tick_ns = 1000000000ULL;
-        p.host.step_down = 0.5;
-        p.host.step_up = 1.5;
+        struct vmg_tenant t;
+        struct vmg_policy p;
+        fx_cap_policy(&p, &t, tname);
         struct vmg_engine_vm vm = { .uuid = uuid, .name = name, .tenant = 0 };
         vm.rates.cpu_cores = 0.5;
         struct vmg_engine_input in = { .now_ns = 5000000000ULL, .vms = &vm, .n_vms = 1 };

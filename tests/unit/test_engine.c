@@ -15,6 +15,7 @@
 
 #include "common/macros.h"
 #include "common/utf8.h"
+#include "tests/fixtures/cap_policy.h"
 #include "controller/engine/engine.h"
 #include "tests/harness.h"
 #include "tests/unit/test_engine_oracle.h"
@@ -844,12 +845,9 @@ static void mutant_cases(void) {
  * status snapshot was NULL (/metrics 500, control socket "internal", status.json stale). */
 static void hostile_name_cases(void) {
         static char tname[] = "acme";
-        struct vmg_tenant t = { .name = tname };
-        t.rules[VMG_RES_CPU].cap = 1.0;
-        struct vmg_policy p = { .tenants = &t, .n_tenants = 1 };
-        p.host.tick_ns = 1000000000ULL;
-        p.host.step_down = 0.5;
-        p.host.step_up = 1.5;
+        struct vmg_tenant t;
+        struct vmg_policy p;
+        fx_cap_policy(&p, &t, tname);
         static const size_t letters[] = { 63, 64, 100, 255, 256, 2000 };
         for (size_t k = 0; k < ARRAY_SIZE(letters); k++) {
                 char name[4096 + 16] = "\"q\\\n"; /* 4 bytes: the letters end on an odd byte */
@@ -880,15 +878,15 @@ static void hostile_name_cases(void) {
                 vmg_engine_state_free(st);
         }
         T_CASE("vmg_utf8_cut and _scrub");
-        char a[] = "ab\xc3";
-        vmg_utf8_cut(a);
-        CHECK_STR(a, "ab");
-        char b[] = "ab\xe2\x82";
-        vmg_utf8_cut(b);
-        CHECK_STR(b, "ab");
-        char c[] = "ab\xe2\x82\xac";
-        vmg_utf8_cut(c);
-        CHECK_STR(c, "ab\xe2\x82\xac");
+        static const struct {
+                const char *in, *out;
+        } cuts[] = { { "ab\xc3", "ab" }, { "ab\xe2\x82", "ab" }, { "ab\xe2\x82\xac", "ab\xe2\x82\xac" } };
+        for (size_t i = 0; i < ARRAY_SIZE(cuts); i++) {
+                char buf[16];
+                snprintf(buf, sizeof buf, "%s", cuts[i].in);
+                vmg_utf8_cut(buf);
+                CHECK_STR(buf, cuts[i].out);
+        }
         char d[] = "a\xff\xc0\xafz\xed\xa0\x80";
         vmg_utf8_scrub(d);
         CHECK_STR(d, "a???z???");
