@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,6 +39,7 @@ void pol_host_defaults(struct vmg_host_policy *h) {
 static void service_done(struct vmg_service *s) {
         free(s->name);
         free(s->match);
+        free(s->exe);
         free(s->probe_dns);
         free(s->probe_netns);
         memset(s, 0, sizeof *s);
@@ -107,16 +109,64 @@ static bool valid_probe_dns(const char *s) {
         return true;
 }
 
+/* "exe" and "uid" of a process service: both required, since any local user can name a
+ * process "dnsmasq" (and would then steer the harm signal and, without systemd, be moved
+ * as root into vmguard.services with the top CPU weight), and any user can also run
+ * /usr/sbin/dnsmasq itself: only the pair of a path and a uid is the owner's alone. Not
+ * allowed for a unit, whose cgroup already says who started it. Checked after the other
+ * fields so that their errors come first. */
+static int parse_owner(struct parse_ctx *c, json_t *v, const char *path, const char *process,
+                       const char **exe, uid_t *uid) {
+        char field[256];
+        json_t *uv = json_object_get(v, "uid");
+        int r = pol_get_string(c, v, path, "exe", exe);
+        if (r < 0)
+                return r;
+        if (!process && (*exe || uv))
+                return pol_perr(c, pol_join(field, sizeof field, path, *exe ? "exe" : "uid"),
+                                "only for a \"process\" service: a unit is found by its cgroup");
+        if (!process)
+                return 0;
+        if (!*exe)
+                return pol_perr(c, pol_join(field, sizeof field, path, "exe"),
+                                "missing: a process name alone can be taken by any local user; "
+                                "give the service's executable (e.g. \"/usr/sbin/%s\") and "
+                                "\"uid\", or use \"unit\"",
+                                process);
+        pol_join(field, sizeof field, path, "exe");
+        if ((*exe)[0] != '/' || strstr(*exe, "/../") || strstr(*exe, "/./") || strstr(*exe, "//") ||
+            (*exe)[strlen(*exe) - 1] == '/' || strlen(*exe) >= PATH_MAX)
+                return pol_perr(c, field,
+                                "\"%s\" is not an absolute, normalised file path (as "
+                                "/proc/PID/exe shows it)",
+                                *exe);
+        pol_join(field, sizeof field, path, "uid");
+        if (!uv)
+                return pol_perr(c, field,
+                                "missing: the numeric uid the service runs as (0 for root): "
+                                "any user can run %s, only its owner under that uid",
+                                *exe);
+        if (!json_is_integer(uv))
+                return pol_perr(c, field, "must be a numeric uid, not %s", pol_type_name(uv));
+        json_int_t u = json_integer_value(uv);
+        /* (uid_t) -1 is "no uid" to the kernel's set*id calls, never a process's uid. */
+        if (u < 0 || u >= (json_int_t) UINT32_MAX)
+                return pol_perr(c, field, "%" JSON_INTEGER_FORMAT " is out of range 0..%u", u,
+                                UINT32_MAX - 1);
+        *uid = (uid_t) u;
+        return 0;
+}
+
 static int parse_service(struct parse_ctx *c, json_t *v, const char *path,
                          const struct vmg_service *prev, size_t n_prev,
                          struct vmg_service *ret) {
-        static const char *const keys[] = { "name", "description", "process", "unit",
-                                            "priority", "max_run_delay", "max_io_delay",
+        static const char *const keys[] = { "name", "description", "process", "exe", "uid",
+                                            "unit", "priority", "max_run_delay", "max_io_delay",
                                             "max_probe_latency", "probe_dns", "probe_netns", NULL };
         char field[256];
         struct vmg_service s = { .priority = DEFAULT_PRIORITY };
         const char *name = NULL, *process = NULL, *unit = NULL, *probe = NULL, *desc;
-        const char *probe_netns = NULL;
+        const char *probe_netns = NULL, *exe = NULL;
         uint64_t ns;
         json_t *pv;
         int r;
@@ -223,13 +273,16 @@ static int parse_service(struct parse_ctx *c, json_t *v, const char *path,
                 return pol_perr(c, path,
                                 "judges nothing: set \"max_run_delay\", \"max_io_delay\" or "
                                 "\"max_probe_latency\"");
+        if ((r = parse_owner(c, v, path, process, &exe, &s.uid)) < 0)
+                return r;
 
         s.kind = process ? VMG_SERVICE_PROCESS : VMG_SERVICE_UNIT;
         s.name = strdup(name);
         s.match = strdup(process ? process : unit);
+        s.exe = exe ? strdup(exe) : NULL;
         s.probe_dns = probe ? strdup(probe) : NULL;
         s.probe_netns = probe_netns ? strdup(probe_netns) : NULL;
-        if (!s.name || !s.match || (probe && !s.probe_dns) || (probe_netns && !s.probe_netns)) {
+        if (!s.name || !s.match || (exe && !s.exe) || (probe && !s.probe_dns) || (probe_netns && !s.probe_netns)) {
                 service_done(&s);
                 return pol_oom(c);
         }

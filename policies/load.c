@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <jansson.h>
 #include <math.h>
@@ -24,21 +25,92 @@
 /* ---------------------------------------------------------------------------------------
  * Loading a whole policy */
 
+/* Like sshd's StrictModes: a policy decides whose guests get throttled, so anything that
+ * someone other than root (or our own user) could rewrite is refused: the file, and every
+ * directory from its own up to / (whoever can write a directory can replace its entries).
+ * A directory above may be world-writable only when sticky and root's, as /tmp: then no one
+ * else can rename or remove what is in it. dir itself may not be even then: anyone could
+ * add a file to it. Returns 0, -EPERM, or -errno of realpath/stat, with err set. */
+static int check_dir_chain(const char *dir, struct vmg_policy_error *err) {
+        _cleanup_free_ char *real = realpath(dir, NULL);
+        if (!real)
+                return pol_set_error(err, -errno, dir, 0, 0, "", "cannot resolve directory: %s",
+                                     strerror(errno));
+        for (bool first = true;; first = false) {
+                struct stat st;
+                if (stat(real, &st) < 0)
+                        return pol_set_error(err, -errno, real, 0, 0, "", "cannot stat: %s",
+                                             strerror(errno));
+                if (st.st_uid != 0 && st.st_uid != geteuid())
+                        return pol_set_error(err, -EPERM, real, 0, 0, "",
+                                             "directory owned by uid %u, not root: refusing the "
+                                             "policy in %s, another user could replace it",
+                                             (unsigned) st.st_uid, dir);
+                bool sticky_root = (st.st_mode & S_ISVTX) && st.st_uid == 0;
+                if ((st.st_mode & (S_IWGRP | S_IWOTH)) && (first || !sticky_root))
+                        return pol_set_error(err, -EPERM, real, 0, 0, "",
+                                             "directory writable by group or others (mode %04o): "
+                                             "refusing the policy in %s; run chmod go-w %s",
+                                             (unsigned) (st.st_mode & 07777), dir, real);
+                char *slash = strrchr(real, '/');
+                if (!slash || slash == real) {
+                        if (real[1] == 0)
+                                return 0;
+                        real[1] = 0; /* "/x": its parent is "/" */
+                } else {
+                        *slash = 0;
+                }
+        }
+}
+
+static int check_file_dir(const char *path, struct vmg_policy_error *err) {
+        _cleanup_free_ char *dir = strdup(path);
+        if (!dir)
+                return pol_set_error(err, -ENOMEM, path, 0, 0, "", "out of memory");
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+                return check_dir_chain(".", err);
+        if (slash == dir)
+                slash[1] = 0;
+        else
+                *slash = 0;
+        return check_dir_chain(dir, err);
+}
+
 static int read_file(const char *path, char **ret, size_t *ret_len,
                      struct vmg_policy_error *err) {
-        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        _cleanup_fclose_ FILE *f = NULL;
         _cleanup_free_ char *buf = NULL;
         size_t n;
-        if (!f)
+        /* O_NONBLOCK: a FIFO (or a device) opens at once instead of waiting for a writer,
+         * and is then refused by its type, read from the fd itself; O_NOFOLLOW: a symlink
+         * could point anywhere, at a FIFO included. Neither changes a regular file's read. */
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0 && errno == ELOOP)
+                return pol_set_error(err, -ELOOP, path, 0, 0, "",
+                                     "a symbolic link: refusing it, a policy file must be a "
+                                     "regular file (copy it, or point --tenants/--host at the "
+                                     "real one)");
+        if (fd < 0)
                 return pol_set_error(err, -errno, path, 0, 0, "", "cannot open: %s",
                                      strerror(errno));
-        /* Like sshd's StrictModes: a policy decides whose guests get throttled, so a file
-         * that someone other than root (or our own user) could rewrite is refused. */
         struct stat st;
-        if (fstat(fileno(f), &st) < 0)
-                return pol_set_error(err, -errno, path, 0, 0, "", "cannot stat: %s", strerror(errno));
-        if (!S_ISREG(st.st_mode))
-                return pol_set_error(err, -EINVAL, path, 0, 0, "", "not a regular file");
+        if (fstat(fd, &st) < 0) {
+                int e = errno;
+                close(fd);
+                return pol_set_error(err, -e, path, 0, 0, "", "cannot stat: %s", strerror(e));
+        }
+        if (!S_ISREG(st.st_mode)) {
+                close(fd);
+                return pol_set_error(err, -EINVAL, path, 0, 0, "",
+                                     "not a regular file (mode %06o): refusing it",
+                                     (unsigned) st.st_mode);
+        }
+        f = fdopen(fd, "re");
+        if (!f) {
+                close(fd);
+                return pol_set_error(err, -ENOMEM, path, 0, 0, "", "out of memory");
+        }
         if (st.st_uid != 0 && st.st_uid != geteuid())
                 return pol_set_error(err, -EPERM, path, 0, 0, "",
                                      "owned by uid %u, not root: refusing a policy another user could rewrite",
@@ -202,6 +274,15 @@ static int policy_dir_pass_read(const char *host_file, const char *tenants_dir, 
                 r = policy_file_load(&s->host);
                 if (r < 0)
                         return r;
+                /* after the read, so a missing file keeps its own error */
+                if (s->host.r >= 0 && (r = check_file_dir(host_file, &s->host.err)) < 0) {
+                        if (r == -ENOMEM)
+                                return r;
+                        s->host.r = r;
+                        free(s->host.buf);
+                        s->host.buf = NULL;
+                        s->host.len = 0;
+                }
         }
         if (!tenants_dir)
                 return 0;
@@ -210,6 +291,11 @@ static int policy_dir_pass_read(const char *host_file, const char *tenants_dir, 
                 s->r = pol_set_error(&s->err, -errno, tenants_dir, 0, 0, "",
                                      "cannot open tenant directory: %s", strerror(errno));
                 return 0;
+        }
+        s->r = check_dir_chain(tenants_dir, &s->err);
+        if (s->r < 0) {
+                closedir(d);
+                return s->r == -ENOMEM ? -ENOMEM : 0;
         }
         struct stat st;
         if (fstat(dirfd(d), &st) == 0) {

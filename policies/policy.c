@@ -99,6 +99,8 @@ void vmg_policy_print(const struct vmg_policy *p, FILE *out) {
                 fprintf(out, "  service %s: %s \"%s\", priority %d", s->name,
                         s->kind == VMG_SERVICE_PROCESS ? "process" : "unit", s->match,
                         s->priority);
+                if (s->exe)
+                        fprintf(out, ", exe %s, uid %u", s->exe, (unsigned) s->uid);
                 if (s->max_run_delay_ms > 0)
                         fprintf(out, ", max_run_delay %gms", s->max_run_delay_ms);
                 if (s->max_io_delay_frac > 0)

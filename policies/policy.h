@@ -3,6 +3,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -41,6 +42,12 @@ struct vmg_service {
         char *name;                 /* label used in logs and metrics */
         enum vmg_service_kind kind;
         char *match;                /* process name (comm) or systemd unit name */
+        /* A process service is the processes named match whose /proc/PID/exe is exe and
+         * whose real and effective uid are uid: a name is anyone's to choose, a root-owned
+         * path run under the service's uid is not. NULL for a unit (its cgroup is only
+         * systemd's to fill). */
+        char *exe;
+        uid_t uid;
         int priority;               /* 1..10: weight given when raised; higher wins */
         double max_run_delay_ms;    /* mean run-queue wait per timeslice, 0 = not judged */
         double max_io_delay_frac;   /* blkio delay seconds per second, 0 = not judged */

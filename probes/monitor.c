@@ -79,6 +79,7 @@ static void vm_done(struct vmg_vm *vm) {
 static void svc_done(struct vmg_svc *s) {
         free(s->name);
         free(s->match);
+        free(s->exe);
         free(s->pids);
         memset(s, 0, sizeof *s);
 }
@@ -312,7 +313,9 @@ int vmg_monitor_set_services(struct vmg_monitor *m, const struct vmg_service *sv
                 next[i].name = strdup(svcs[i].name);
                 next[i].match = strdup(svcs[i].match);
                 next[i].kind = svcs[i].kind;
-                if (!next[i].name || !next[i].match) {
+                next[i].exe = svcs[i].exe ? strdup(svcs[i].exe) : NULL;
+                next[i].uid = svcs[i].uid;
+                if (!next[i].name || !next[i].match || (svcs[i].exe && !next[i].exe)) {
                         for (size_t j = 0; j <= i; j++)
                                 svc_done(&next[j]);
                         free(next);
@@ -341,8 +344,9 @@ static void sample_service(struct vmg_monitor *m, struct vmg_svc *s, uint64_t no
                         free(s->pids);
                         s->pids = NULL;
                         s->n_pids = 0;
-                        r = vmg_service_find(m->proc, m->cg, s->kind, s->match, false, &s->pids,
-                                             &s->n_pids);
+                        const struct vmg_service def = { .kind = s->kind, .match = s->match,
+                                                         .exe = s->exe, .uid = s->uid };
+                        r = vmg_service_find(m->proc, m->cg, &def, false, &s->pids, &s->n_pids);
                         s->scanned_ns = now_ns;
                         if (r < 0 && r != -ENOENT)
                                 log_debug_errno(r, "service %s: lookup of %s failed: %m", s->name, s->match);

@@ -72,6 +72,8 @@ struct vmg_svc {
         char *name;
         enum vmg_service_kind kind;
         char *match;
+        char *exe;              /* owner check of a process service, see struct vmg_service */
+        uid_t uid;
         pid_t *pids;
         size_t n_pids;
         uint64_t scanned_ns;

@@ -370,6 +370,37 @@ int vmg_procfs_comm(struct vmg_procfs *p, pid_t pid, pid_t tid, char *buf, size_
         return 0;
 }
 
+int vmg_procfs_exe(struct vmg_procfs *p, pid_t pid, char *buf, size_t len) {
+        char path[32];
+        if (len < 2)
+                return -ENAMETOOLONG;
+        snprintf(path, sizeof(path), "%d/exe", (int) pid);
+        ssize_t n = readlinkat(p->root_fd, path, buf, len);
+        if (n < 0)
+                return norm_vanished(errno);
+        if ((size_t) n >= len)
+                return -ENAMETOOLONG;
+        buf[n] = '\0';
+        return 0;
+}
+
+int vmg_procfs_uids(struct vmg_procfs *p, pid_t pid, uid_t *ruid, uid_t *euid) {
+        char path[32], buf[SMALL_BUF];
+        snprintf(path, sizeof(path), "%d/status", (int) pid);
+        ssize_t n = read_text_at(p->root_fd, path, buf, sizeof(buf));
+        if (n < 0)
+                return (int) n;
+        /* "Uid:\treal\teffective\tsaved\tfs"; a status longer than the buffer still has
+         * it near the top (line 9 on 6.x kernels). */
+        const char *l = strstr(buf, "\nUid:");
+        unsigned long r, e;
+        if (!l || sscanf(l + 5, "%lu %lu", &r, &e) != 2 || r > UINT32_MAX - 1 || e > UINT32_MAX - 1)
+                return log_warning_errno(EINVAL, "No parsable Uid line in %s/%s", p->root, path);
+        *ruid = (uid_t) r;
+        *euid = (uid_t) e;
+        return 0;
+}
+
 static int cmp_pid(const void *a, const void *b) {
         pid_t x = *(const pid_t *) a, y = *(const pid_t *) b;
         return (x > y) - (x < y);

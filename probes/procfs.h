@@ -59,6 +59,14 @@ int vmg_procfs_pid_io(struct vmg_procfs *p, pid_t pid, struct vmg_pid_io *ret);
 int vmg_procfs_schedstat(struct vmg_procfs *p, pid_t pid, pid_t tid, struct vmg_schedstat *ret);
 /* comm without its trailing newline, truncated to len-1. */
 int vmg_procfs_comm(struct vmg_procfs *p, pid_t pid, pid_t tid, char *buf, size_t len);
+/* The target of /proc/PID/exe (the kernel appends " (deleted)" to a replaced binary; that
+ * suffix is kept), NUL-terminated. Returns 0, -ENOENT (vanished, or a kernel thread, which
+ * has no exe), -EACCES (another user's process, unreadable without CAP_SYS_PTRACE),
+ * -ENAMETOOLONG when it does not fit in len. */
+int vmg_procfs_exe(struct vmg_procfs *p, pid_t pid, char *buf, size_t len);
+/* The real and effective uid from the "Uid:" line of /proc/PID/status. Returns 0, -ENOENT,
+ * -EINVAL when there is no parsable Uid line. */
+int vmg_procfs_uids(struct vmg_procfs *p, pid_t pid, uid_t *ruid, uid_t *euid);
 
 /* The numeric entries of /proc (processes) or of /proc/PID/task (threads), sorted.
  * *ret is malloc'ed (possibly NULL with *n == 0). Returns 0, -ENOENT, -ENOMEM. */

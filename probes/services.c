@@ -163,16 +163,57 @@ int vmg_service_pids_by_unit(struct vmg_cgroup_ctx *c, const char *unit, pid_t *
         return log_debug_errno(ENOENT, "Unit %s: no cgroup of that name", unit);
 }
 
-int vmg_service_find(struct vmg_procfs *p, struct vmg_cgroup_ctx *c, enum vmg_service_kind kind,
-                     const char *match, bool live, pid_t **ret, size_t *n) {
-        switch (kind) {
+/* Whether pid runs exe under uid (real and effective). A " (deleted)" suffix is accepted:
+ * a package upgrade replaces the binary under a running daemon, and only root could have
+ * put a file at that path before. An unreadable exe (-EACCES: vmguard without
+ * CAP_SYS_PTRACE) or a kernel thread does not count as the service. */
+static bool owner_matches(struct vmg_procfs *p, pid_t pid, const char *exe, uid_t uid) {
+        char have[PATH_MAX + 16];
+        uid_t ruid, euid;
+        if (vmg_procfs_exe(p, pid, have, sizeof(have)) < 0)
+                return false;
+        size_t n = strlen(exe);
+        if (strncmp(have, exe, n) != 0 || (have[n] && strcmp(have + n, " (deleted)") != 0)) {
+                log_debug("Process %d is named as a service but runs %s, not %s: not the service",
+                          (int) pid, have, exe);
+                return false;
+        }
+        if (vmg_procfs_uids(p, pid, &ruid, &euid) < 0)
+                return false;
+        if (ruid != uid || euid != uid) {
+                log_debug("Process %d runs %s as uid %u/%u, not %u: not the service", (int) pid,
+                          exe, (unsigned) ruid, (unsigned) euid, (unsigned) uid);
+                return false;
+        }
+        return true;
+}
+
+int vmg_service_pids_owned(struct vmg_procfs *p, const char *exe, uid_t uid, pid_t *pids,
+                           size_t *n) {
+        size_t k = 0;
+        for (size_t i = 0; i < *n; i++)
+                if (owner_matches(p, pids[i], exe, uid))
+                        pids[k++] = pids[i];
+        *n = k;
+        return 0;
+}
+
+int vmg_service_find(struct vmg_procfs *p, struct vmg_cgroup_ctx *c, const struct vmg_service *svc,
+                     bool live, pid_t **ret, size_t *n) {
+        int r;
+        switch (svc->kind) {
         case VMG_SERVICE_PROCESS:
-                return live ? vmg_service_pids_by_comm_live(match, ret, n)
-                            : vmg_service_pids_by_comm(p, match, ret, n);
+                if (svc->exe && !p)
+                        return -EINVAL;
+                r = live ? vmg_service_pids_by_comm_live(svc->match, ret, n)
+                         : vmg_service_pids_by_comm(p, svc->match, ret, n);
+                if (r >= 0 && svc->exe)
+                        r = vmg_service_pids_owned(p, svc->exe, svc->uid, *ret, n);
+                return r;
         case VMG_SERVICE_UNIT:
                 if (!c)
                         return -EINVAL;
-                return vmg_service_pids_by_unit(c, match, ret, n);
+                return vmg_service_pids_by_unit(c, svc->match, ret, n);
         }
         return -EINVAL;
 }

@@ -1,5 +1,5 @@
-/* Protected host services (dnsmasq, unbound, …): find their processes by name or by
- * systemd unit and sum their CPU, run-queue wait and block-I/O delay over every thread.
+/* Protected host services (dnsmasq, unbound, …): find their processes by name, executable
+ * and uid, or by systemd unit and sum their CPU, run-queue wait and block-I/O delay over every thread.
  * The victims' side of contention: their waits tell whether a noisy guest hurts. */
 #pragma once
 #include <stdbool.h>
@@ -25,11 +25,18 @@ int vmg_service_pids_by_comm_live(const char *comm, pid_t **ret, size_t *n);
  * that is stopped), -ENOENT when no such cgroup exists, -ENOMEM. */
 int vmg_service_pids_by_unit(struct vmg_cgroup_ctx *c, const char *unit, pid_t **ret, size_t *n);
 
-/* Dispatch on the policy's kind: VMG_SERVICE_PROCESS scans p (or libproc2 when live is
- * true), VMG_SERVICE_UNIT walks c. Returns as the functions above; -EINVAL on an unknown
- * kind or a NULL c for a unit. */
-int vmg_service_find(struct vmg_procfs *p, struct vmg_cgroup_ctx *c, enum vmg_service_kind kind,
-                     const char *match, bool live, pid_t **ret, size_t *n);
+/* Drops from pids[0..*n) (in place, order kept) every process that does not run exe
+ * (/proc/PID/exe, " (deleted)" accepted) with real and effective uid uid, or whose exe or
+ * status cannot be read. Returns 0. */
+int vmg_service_pids_owned(struct vmg_procfs *p, const char *exe, uid_t uid, pid_t *pids,
+                           size_t *n);
+
+/* Dispatch on svc->kind: VMG_SERVICE_PROCESS scans p (or libproc2 when live is true) for
+ * svc->match and, when svc->exe is set, keeps only the processes that run it as svc->uid
+ * (checked under p, so p is needed then); VMG_SERVICE_UNIT walks c. Returns as the
+ * functions above; -EINVAL on an unknown kind, a NULL c for a unit, a NULL p with exe. */
+int vmg_service_find(struct vmg_procfs *p, struct vmg_cgroup_ctx *c, const struct vmg_service *svc,
+                     bool live, pid_t **ret, size_t *n);
 
 /* Sums utime+stime (process), and per thread schedstat wait/timeslices and stat field 42
  * into ret (ts_ns untouched). delayacct: kernel.task_delayacct, gives blkio_delay_valid.

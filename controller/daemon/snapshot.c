@@ -1,8 +1,11 @@
 #include "controller/daemon/snapshot.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/macros.h"
+#include "common/utf8.h"
 #include "controller/engine/service_health.h"
 
 #ifndef VMG_DAEMON_VERSION
@@ -57,6 +60,21 @@ static json_t *vm_usage_json(const struct vmg_vm *vm) {
         return u;
 }
 
+/* A string from a guest (its name, a reason quoting it) as JSON. jansson refuses invalid
+ * UTF-8, and json_pack() then fails the whole object: one hostile name made the snapshot
+ * NULL. Such a string is shown with its bad bytes as '?' instead. Never NULL for a
+ * non-NULL s, except out of memory. */
+static json_t *guest_str(const char *s) {
+        json_t *j = json_string(s);
+        if (j)
+                return j;
+        _cleanup_free_ char *copy = strdup(s);
+        if (!copy)
+                return NULL;
+        vmg_utf8_scrub(copy);
+        return json_string(copy);
+}
+
 json_t *vmg_snapshot_build(const struct vmg_snapshot_input *in, uint64_t now_ns, char *status_line,
                           size_t status_size) {
         json_t *vms = json_array();
@@ -76,9 +94,10 @@ json_t *vmg_snapshot_build(const struct vmg_snapshot_input *in, uint64_t now_ns,
                         any |= li.throttled;
                         if (li.throttled && li.changed && (!since || li.last_change_ns < since))
                                 since = li.last_change_ns;
-                        json_t *o = json_pack("{s:f, s:f, s:b, s:f, s:b, s:s}", "limit", li.limit, "cap",
+                        json_t *o = json_pack("{s:f, s:f, s:b, s:f, s:b, s:o}", "limit", li.limit, "cap",
                                               li.cap, "throttled", li.throttled, "usage", li.usage,
-                                              "suspect", li.suspect, "reason", li.reason ? li.reason : "");
+                                              "suspect", li.suspect, "reason",
+                                              guest_str(li.reason ? li.reason : ""));
                         if (li.suspect)
                                 json_object_set_new(o, "suspect_for_s",
                                                     json_real((double) (now_ns - li.suspect_since_ns) / 1e9));
@@ -95,7 +114,7 @@ json_t *vmg_snapshot_build(const struct vmg_snapshot_input *in, uint64_t now_ns,
                 throttled += any;
                 char src[128];
                 const struct vmg_applied *ap = vmg_applied_find(in->applied, vm->dom->uuid);
-                json_t *o = json_pack("{s:s, s:s, s:s?, s:i, s:b, s:b, s:o, s:o, s:s}", "name", vm->dom->name,
+                json_t *o = json_pack("{s:o, s:s, s:s?, s:i, s:b, s:b, s:o, s:o, s:s}", "name", guest_str(vm->dom->name),
                                       "uuid", vm->dom->uuid, "tenant", t >= 0 ? in->policy->tenants[t].name : NULL,
                                       "qemu_pid", (int) vm->qemu_pid, "throttled", any, "unmanaged",
                                       ap && ap->unmanaged, "usage", vm_usage_json(vm), "resources", res,

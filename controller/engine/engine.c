@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/macros.h"
+#include "common/utf8.h"
 #include "controller/engine/engine.h"
 
 /* A throttled guest's usage cannot exceed its limit, so "usage > noisy_above" says nothing
@@ -442,12 +443,16 @@ static int push_action(struct action_list *l, const struct vmg_engine_vm *vm, in
         memset(a, 0, sizeof(*a));
         snprintf(a->uuid, sizeof(a->uuid), "%s", vm->uuid);
         snprintf(a->vm, sizeof(a->vm), "%s", vm_label(vm));
+        /* A guest picks its name: a cut inside a character is invalid UTF-8, which
+         * jansson refuses, and the status snapshot with it. */
+        vmg_utf8_cut(a->vm);
         a->tenant = tenant;
         a->resource = r;
         a->kind = kind;
         a->old_limit = old_limit;
         a->new_limit = new_limit;
         snprintf(a->reason, sizeof(a->reason), "%s", reason);
+        vmg_utf8_cut(a->reason);
         return 0;
 }
 
@@ -475,6 +480,7 @@ static int apply(struct action_list *l, const struct vmg_engine_vm *vm, struct v
                 return k;
         rs->limit = new_limit;
         snprintf(rs->reason, sizeof(rs->reason), "%s", reason);
+        vmg_utf8_cut(rs->reason);
         /* Only the engine's own noise moves start the hold: a cap is the operator's word and
          * must not delay a throttle that noise calls for. */
         if (engine_move) {
@@ -812,6 +818,7 @@ int vmg_engine_step(const struct vmg_policy *p, const struct vmg_engine_state *p
                 }
                 snprintf(vs->uuid, sizeof(vs->uuid), "%s", vm->uuid);
                 snprintf(vs->name, sizeof(vs->name), "%s", vm_label(vm));
+                vmg_utf8_cut(vs->name);
                 vs->tenant = tenant;
                 if (!vm->unsampled) {
                         vs->seen = true;

@@ -17,6 +17,7 @@ int vmg_fuzz_cgroup_files(const uint8_t *data, size_t size);  /* vmg_cgroup_vm_r
 int vmg_fuzz_mountinfo(const uint8_t *data, size_t size);     /* vmg_cgroup_ctx_new + find_domain */
 int vmg_fuzz_domxml(const uint8_t *data, size_t size);        /* vmg_domxml_parse */
 int vmg_fuzz_journal(const uint8_t *data, size_t size);       /* vmg_journal_open on a corrupt file */
+int vmg_fuzz_names(const uint8_t *data, size_t size);         /* guest names: engine buffers, metrics */
 
 /* ---- helpers (tests/fuzz/fuzz_util.c) ---- */
 

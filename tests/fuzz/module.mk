@@ -14,7 +14,8 @@
 ifndef VMG_FUZZ_MK
 VMG_FUZZ_MK := 1
 
-FUZZ_HARNESSES := policy units psi pid_stat procfs_files cgroup_files mountinfo domxml journal
+FUZZ_HARNESSES := policy units psi pid_stat procfs_files cgroup_files mountinfo domxml journal \
+	names
 FUZZERS ?= $(FUZZ_HARNESSES)
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD := build-fuzz
@@ -33,6 +34,8 @@ fuzz_srcs_cgroup_files := probes/cgroup.c probes/procfs.c
 fuzz_srcs_mountinfo := probes/cgroup.c probes/procfs.c
 fuzz_srcs_domxml := probes/domxml.c
 fuzz_srcs_journal := controller/act/journal.c
+fuzz_srcs_names := controller/engine/engine.c controller/engine/service_health.c \
+	controller/daemon/metrics.c
 
 # Module objects: instrumented for coverage, no libFuzzer main.
 $(FUZZ_BUILD)/obj/%.o: %.c
@@ -70,7 +73,8 @@ FUZZ_REG_SRCS := tests/unit/test_fuzz_regressions.c tests/fuzz/fuzz_util.c \
 	$(addprefix tests/fuzz/fuzz_,$(addsuffix .c,$(FUZZ_HARNESSES))) \
 	policies/policy.c policies/parse.c policies/tenant.c policies/host.c policies/load.c \
 	policies/resources.c probes/procfs.c probes/cgroup.c probes/domxml.c \
-	controller/act/journal.c common/log.c common/fileio.c
+	controller/act/journal.c controller/engine/engine.c controller/engine/service_health.c \
+	controller/daemon/metrics.c common/log.c common/fileio.c
 UNIT_TESTS += test_fuzz_regressions
 test_fuzz_regressions_SRCS = $(FUZZ_REG_SRCS)
 

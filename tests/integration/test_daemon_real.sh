@@ -36,11 +36,13 @@ mkdir -p "$tmp/tenants" "$tmp/state"
 # Contention: host CPU or I/O pressure, or the fsync victim's I/O wait; damping shortened so
 # the test runs in minutes. The disk rule keeps a long calm_for: once the victim is fine the
 # engine would otherwise step the limit up during the measurement (work conservation).
-cat >"$tmp/host.json" <<'J'
+victim_exe=$(realpath "${BUILD:-build}/tests/tools/vmgfsyncvictim")
+cat >"$tmp/host.json" <<J
 { "tick": "1s",
   "contention": { "psi_cpu_some": "15%", "psi_io_some": "5%", "vm_steal": "100%" },
   "damping": { "min_hold": "2s", "step_down": 0.5, "step_up": 2 },
-  "services": [ { "name": "fsyncvictim", "process": "vmgfsyncvictim", "max_io_delay": "10%" } ] }
+  "services": [ { "name": "fsyncvictim", "process": "vmgfsyncvictim", "exe": "$victim_exe", "uid": $(id -u),
+                  "max_io_delay": "10%" } ] }
 J
 cat >"$tmp/tenants/$TEN.json" <<J
 { "tenant": "$TEN",

@@ -14,9 +14,10 @@ cp "$(command -v sleep)" "$tmp/vmgsvctest"
 "$tmp/vmgsvctest" 600 &
 spid=$!
 mkdir -p "$tmp/tenants" "$tmp/state"
-cat >"$tmp/host.json" <<'J'
+cat >"$tmp/host.json" <<J
 { "tick": "500ms",
-  "services": [ { "name": "vmgsvctest", "process": "vmgsvctest", "priority": 8, "max_run_delay": "10ms" } ] }
+  "services": [ { "name": "vmgsvctest", "process": "vmgsvctest", "exe": "$(realpath "$tmp/vmgsvctest")",
+                  "uid": $(id -u), "priority": 8, "max_run_delay": "10ms" } ] }
 J
 cgline() { awk -F: '$2 ~ /(^|,)cpu(,|$)/ || $2 == "" {print $3; exit}' "/proc/$spid/cgroup"; }
 orig=$(cgline)

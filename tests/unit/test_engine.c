@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "common/macros.h"
+#include "common/utf8.h"
+#include "tests/fixtures/cap_policy.h"
 #include "controller/engine/engine.h"
 #include "tests/harness.h"
 #include "tests/unit/test_engine_oracle.h"
@@ -837,6 +839,60 @@ static void mutant_cases(void) {
         }
 }
 
+/* Names from guests: a domain named with 100 (or 2000) two-byte letters, control characters
+ * and quotes. The action's vm and reason and the state's name are cut into fixed buffers;
+ * cut inside a character they were invalid UTF-8, json_string() refused them and the
+ * status snapshot was NULL (/metrics 500, control socket "internal", status.json stale). */
+static void hostile_name_cases(void) {
+        static char tname[] = "acme";
+        struct vmg_tenant t;
+        struct vmg_policy p;
+        fx_cap_policy(&p, &t, tname);
+        static const size_t letters[] = { 63, 64, 100, 255, 256, 2000 };
+        for (size_t k = 0; k < ARRAY_SIZE(letters); k++) {
+                char name[4096 + 16] = "\"q\\\n"; /* 4 bytes: the letters end on an odd byte */
+                size_t n = strlen(name);
+                for (size_t i = 0; i < letters[k]; i++, n += 2)
+                        memcpy(name + n, "\xc3\xa9", 2); /* é */
+                name[n] = '\0';
+                struct vmg_engine_vm vm = { .uuid = "0f8fad5b-d9cb-469f-a165-70867728950e",
+                                            .name = name, .tenant = 0 };
+                vm.rates.cpu_cores = 0.5;
+                struct vmg_engine_input in = { .now_ns = 5000000000ULL, .vms = &vm, .n_vms = 1 };
+                struct vmg_engine_state *st = NULL;
+                struct vmg_action *acts = NULL;
+                size_t n_acts = 0;
+                T_CASE("a guest named with non-ASCII letters: valid UTF-8 everywhere");
+                CHECK_INT(vmg_engine_step(&p, NULL, &in, &st, &acts, &n_acts), 0);
+                CHECK_MSG(n_acts >= 1, "%zu letters: no cap action", letters[k]);
+                for (size_t i = 0; i < n_acts; i++) {
+                        CHECK_MSG(vmg_utf8_valid(acts[i].vm), "%zu letters: action vm cut inside a character", letters[k]);
+                        CHECK_MSG(vmg_utf8_valid(acts[i].reason), "%zu letters: action reason cut inside a character", letters[k]);
+                }
+                struct vmg_engine_limit_info li;
+                if (st && vmg_engine_query(st, vm.uuid, VMG_RES_CPU, &li) == 0) {
+                        CHECK_MSG(vmg_utf8_valid(li.name), "%zu letters: state name cut inside a character", letters[k]);
+                        CHECK_MSG(vmg_utf8_valid(li.reason), "%zu letters: state reason cut inside a character", letters[k]);
+                }
+                free(acts);
+                vmg_engine_state_free(st);
+        }
+        T_CASE("vmg_utf8_cut and _scrub");
+        static const struct {
+                const char *in, *out;
+        } cuts[] = { { "ab\xc3", "ab" }, { "ab\xe2\x82", "ab" }, { "ab\xe2\x82\xac", "ab\xe2\x82\xac" } };
+        for (size_t i = 0; i < ARRAY_SIZE(cuts); i++) {
+                char buf[16];
+                snprintf(buf, sizeof buf, "%s", cuts[i].in);
+                vmg_utf8_cut(buf);
+                CHECK_STR(buf, cuts[i].out);
+        }
+        char d[] = "a\xff\xc0\xafz\xed\xa0\x80";
+        vmg_utf8_scrub(d);
+        CHECK_STR(d, "a???z???");
+        CHECK(vmg_utf8_valid(d));
+}
+
 int main(int argc, char **argv) {
         const char *dir = argc > 1 ? argv[1] : getenv("VMG_TRACE_DIR");
 
@@ -844,6 +900,7 @@ int main(int argc, char **argv) {
                 dir = "tests/fixtures/traces";
         api_cases();
         mutant_cases();
+        hostile_name_cases();
         for (size_t i = 0; i < ARRAY_SIZE(required); i++) {
                 char path[512];
                 _cleanup_free_ char *text = NULL;

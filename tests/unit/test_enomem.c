@@ -753,7 +753,7 @@ int main(void) {
         fx_write(pol, "host.json",
                  "{\"contention\": {\"psi_io_some\": \"10%\", \"psi_cpu_some\": \"50%\"},\n"
                  " \"damping\": {\"min_hold\": \"10s\", \"step_down\": 0.5, \"step_up\": 2},\n"
-                 " \"services\": [{\"name\": \"dnsmasq\", \"process\": \"dnsmasq\", \"max_run_delay\": \"10ms\"}]}\n");
+                 " \"services\": [{\"name\": \"dnsmasq\", \"process\": \"dnsmasq\", \"exe\": \"/usr/sbin/dnsmasq\", \"uid\": 0, \"max_run_delay\": \"10ms\"}]}\n");
         char pol_host[160], pol_dir[160];
         snprintf(pol_host, sizeof pol_host, "%s/host.json", pol);
         snprintf(pol_dir, sizeof pol_dir, "%s/tenants.d", pol);

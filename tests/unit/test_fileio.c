@@ -58,6 +58,17 @@ static void test_atomic_write(const char *root) {
         snprintf(path, sizeof path, "%s/metrics.prom", root);
         CHECK_INT(vmg_write_file_atomic_path(path, "m 1\n", 4, 0644), 0);
         CHECK_STR(slurp(dfd, "metrics.prom"), "m 1\n");
+        T_CASE("metrics textfile: a temp symlinked at the journal is not followed (issue 15)");
+        /* Whoever owns the textfile directory plants metrics.prom.tmp -> journal.json: with
+         * fopen(PATH.tmp, "w") the next write truncated the journal and the next start
+         * refused it, losing every original value. */
+        fx_write(root, "journal.json", "{\"version\":1,\"entries\":[]}");
+        fx_symlink(root, "journal.json", "metrics.prom.tmp");
+        CHECK_INT(vmg_write_file_atomic_path(path, "m 2\n", 4, 0644), 0);
+        CHECK_STR(slurp(dfd, "journal.json"), "{\"version\":1,\"entries\":[]}");
+        CHECK_STR(slurp(dfd, "metrics.prom"), "m 2\n");
+        struct stat lst;
+        CHECK(fstatat(dfd, "metrics.prom", &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(lst.st_mode));
         snprintf(path, sizeof path, "%s/no/such/dir/metrics.prom", root);
         CHECK_INT(vmg_write_file_atomic_path(path, "m 1\n", 4, 0644), -ENOENT);
         snprintf(path, sizeof path, "%s/", root);

@@ -34,6 +34,7 @@ static const struct {
         { "mountinfo", vmg_fuzz_mountinfo },
         { "domxml", vmg_fuzz_domxml },
         { "journal", vmg_fuzz_journal },
+        { "names", vmg_fuzz_names },
 };
 
 static int read_all(const char *path, uint8_t **ret, size_t *len) {

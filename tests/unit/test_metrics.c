@@ -639,8 +639,51 @@ static void test_validator(void) {
         }
 }
 
+/* Guest-chosen names in labels: quotes, backslashes, newlines, control characters, 4 KiB.
+ * Each must come out as one escaped label value on one line that Prometheus accepts. */
+static void test_hostile_names(void) {
+        static char big[4097];
+        memset(big, 'x', sizeof big - 1);
+        for (size_t i = 0; i + 2 < sizeof big - 1; i += 97)
+                memcpy(big + i, "\xc3\xa9", 2);
+        static const struct {
+                const char *name, *want;
+        } cases[] = {
+                { "web\"}\nvmguard_vms 999\n#", "domain=\"web\\\"}\\nvmguard_vms 999\\n#\"" },
+                { "a\\b\\", "domain=\"a\\\\b\\\\\"" },
+                { "c\x01\x1f\x7f\td", "domain=\"c\x01\x1f\x7f\td\"" },
+                { "\xc3\xa9t\xc3\xa9", "domain=\"\xc3\xa9t\xc3\xa9\"" },
+                { big, NULL },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                T_CASE(cases[i].want ? cases[i].want : "4 KiB name");
+                json_t *j = load(FIX "small.json");
+                json_t *vm = j ? json_array_get(json_object_get(j, "vms"), 0) : NULL;
+                CHECK(vm != NULL);
+                if (!vm) {
+                        json_decref(j);
+                        continue;
+                }
+                CHECK_INT(json_object_set_new(vm, "name", json_string(cases[i].name)), 0);
+                char *buf = NULL;
+                size_t len = 0;
+                CHECK_INT(vmg_metrics_render_buf(j, &buf, &len), 0);
+                if (buf) {
+                        CHECK_INT(validate(buf), 0);
+                        CHECK_MSG(!strstr(buf, "\nvmguard_vms 999"), "a name injected a sample");
+                        if (cases[i].want)
+                                CHECK_CONTAINS(buf, cases[i].want);
+                        else
+                                CHECK(strstr(buf, big) != NULL);
+                }
+                free(buf);
+                json_decref(j);
+        }
+}
+
 int main(void) {
         test_validator();
+        test_hostile_names();
         test_fixtures();
         test_errors();
         test_parse_listen();

@@ -3,6 +3,7 @@
  * a bad reload never replacing a good policy; the order in which a VM finds its tenant.
  * Run from the repository root (tests/run.sh does). */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -612,7 +613,8 @@ static void test_buffers(void) {
                 char json[256];
                 int n = snprintf(json, sizeof json,
                                  "{ \"services\": [ { \"name\": \"d\", \"process\": \"d\", "
-                                 "\"max_probe_latency\": \"1s\", \"probe_dns\": \"%s\" } ] }",
+                                 "\"max_probe_latency\": \"1s\", \"probe_dns\": \"%s\", "
+                                 "\"exe\": \"/usr/sbin/d\", \"uid\": 0 } ] }",
                                  probes[i].probe);
                 T_CASE(probes[i].probe);
                 int r = vmg_host_policy_parse("h", json, (size_t) n, &h, &err);
@@ -621,6 +623,43 @@ static void test_buffers(void) {
                         vmg_host_policy_done(&h);
                 else
                         CHECK_STR(err.field, "services[0].probe_dns");
+        }
+}
+
+/* A process service names its owner: exe and uid; a name alone is anyone's. */
+static void test_service_owner(void) {
+        static const struct {
+                const char *svc, *field, *msg;
+        } cases[] = {
+                { "\"process\": \"dnsmasq\"", "services[0].exe", "a process name alone can be taken" },
+                { "\"process\": \"dnsmasq\", \"exe\": \"/usr/sbin/dnsmasq\"", "services[0].uid", "missing" },
+                { "\"process\": \"dnsmasq\", \"exe\": \"dnsmasq\", \"uid\": 0", "services[0].exe", "not an absolute" },
+                { "\"process\": \"dnsmasq\", \"exe\": \"/usr/sbin/../tmp/dnsmasq\", \"uid\": 0", "services[0].exe", "normalised" },
+                { "\"process\": \"dnsmasq\", \"exe\": \"/usr/sbin/dnsmasq\", \"uid\": -1", "services[0].uid", "out of range" },
+                { "\"process\": \"dnsmasq\", \"exe\": \"/usr/sbin/dnsmasq\", \"uid\": \"root\"", "services[0].uid", "numeric uid" },
+                { "\"process\": \"dnsmasq\", \"exe\": \"/usr/sbin/dnsmasq\", \"uid\": 4294967295", "services[0].uid", "out of range" },
+                { "\"unit\": \"dnsmasq.service\", \"exe\": \"/usr/sbin/dnsmasq\"", "services[0].exe", "a unit is found by its cgroup" },
+                { "\"process\": \"dnsmasq\", \"exe\": \"/usr/sbin/dnsmasq\", \"uid\": 65534", NULL, NULL },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                struct vmg_host_policy h;
+                struct vmg_policy_error err = { 0 };
+                char json[512];
+                int n = snprintf(json, sizeof json,
+                                 "{ \"services\": [ { \"name\": \"d\", %s, \"max_run_delay\": \"10ms\" } ] }",
+                                 cases[i].svc);
+                T_CASE(cases[i].svc);
+                int r = vmg_host_policy_parse("h.json", json, (size_t) n, &h, &err);
+                CHECK_INT(r, cases[i].field ? -EINVAL : 0);
+                if (r == 0) {
+                        CHECK_STR(h.services[0].exe, "/usr/sbin/dnsmasq");
+                        CHECK_INT(h.services[0].uid, 65534);
+                        vmg_host_policy_done(&h);
+                        continue;
+                }
+                CHECK_STR(err.field, cases[i].field);
+                CHECK_CONTAINS(err.message, cases[i].msg);
+                CHECK_INT(err.line, 1);
         }
 }
 
@@ -771,6 +810,98 @@ static void test_strict_modes(void) {
         rmdir(dir);
 }
 
+static void on_alarm(int sig) {
+        (void) sig;
+        static const char msg[] = "FAIL tests/unit/test_policy.c [policy directory trust]: "
+                                  "vmg_policy_load() blocked for 5 s on a FIFO in tenants.d\n"
+                                  "0 passed, 1 failed\n";
+        if (write(2, msg, sizeof msg - 1) < 0)
+                _exit(1);
+        _exit(1);
+}
+
+/* The attacks on the directory: whoever can write tenants.d (or a directory above it) can
+ * replace any tenant's file, and a FIFO (or a symlink to one) there blocked the daemon's
+ * event loop at the next SIGHUP, since the file was opened before its type was checked. */
+static void test_dir_trust(void) {
+        char dir[] = "/tmp/test_policy_trust.XXXXXX";
+        char sub[600], path[700], msg[1024];
+        struct vmg_policy *p = NULL;
+        struct vmg_policy_error err = { 0 };
+
+        CHECK(mkdtemp(dir) != NULL);
+        snprintf(sub, sizeof sub, "%s/tenants.d", dir);
+        CHECK(mkdir(sub, 0755) == 0);
+        CHECK_INT(write_file(sub, "acme.json",
+                             "{ \"tenant\": \"acme\", \"vms\": { \"names\": [\"a-*\"] } }\n"), 0);
+        CHECK_INT(vmg_policy_load(NULL, sub, &p, &err), 0);
+        vmg_policy_free(p);
+        p = NULL;
+
+        signal(SIGALRM, on_alarm);
+        alarm(5);
+        T_CASE("a FIFO in tenants.d");
+        snprintf(path, sizeof path, "%s/fifo.json", sub);
+        CHECK(mkfifo(path, 0644) == 0);
+        CHECK_INT(vmg_policy_load(NULL, sub, &p, &err), -EINVAL);
+        CHECK(p == NULL);
+        vmg_policy_error_format(&err, msg, sizeof msg);
+        CHECK_CONTAINS(msg, "fifo.json");
+        CHECK_CONTAINS(msg, "not a regular file");
+        T_CASE("a symlink to a FIFO in tenants.d");
+        CHECK(rename(path, "/tmp/test_policy_trust.fifo") == 0 || unlink(path) == 0);
+        snprintf(path, sizeof path, "%s/link.json", sub);
+        CHECK(symlink("/tmp/test_policy_trust.fifo", path) == 0);
+        CHECK_INT(vmg_policy_load(NULL, sub, &p, &err), -ELOOP);
+        CHECK(p == NULL);
+        vmg_policy_error_format(&err, msg, sizeof msg);
+        CHECK_CONTAINS(msg, "link.json");
+        CHECK_CONTAINS(msg, "symbolic link");
+        alarm(0);
+        unlink(path);
+        unlink("/tmp/test_policy_trust.fifo");
+
+        T_CASE("a world-writable tenants.d");
+        CHECK(chmod(sub, 0777) == 0);
+        CHECK_INT(vmg_policy_load(NULL, sub, &p, &err), -EPERM);
+        CHECK(p == NULL);
+        vmg_policy_error_format(&err, msg, sizeof msg);
+        CHECK_CONTAINS(msg, "tenants.d");
+        CHECK_CONTAINS(msg, "writable by group or others (mode 0777)");
+        T_CASE("a sticky world-writable tenants.d too: anyone could add a tenant");
+        CHECK(chmod(sub, 01777) == 0);
+        CHECK_INT(vmg_policy_load(NULL, sub, &p, &err), -EPERM);
+        CHECK(chmod(sub, 0755) == 0);
+
+        T_CASE("a group-writable directory above tenants.d");
+        CHECK(chmod(dir, 0775) == 0);
+        CHECK_INT(vmg_policy_load(NULL, sub, &p, &err), -EPERM);
+        vmg_policy_error_format(&err, msg, sizeof msg);
+        CHECK_CONTAINS(msg, dir);
+        CHECK_CONTAINS(msg, "mode 0775");
+        T_CASE("the host file's directory is checked the same way");
+        snprintf(path, sizeof path, "%s/host.json", dir);
+        CHECK_INT(write_file(dir, "host.json", "{ \"tick\": \"1s\" }\n"), 0);
+        CHECK_INT(vmg_policy_load(path, NULL, &p, &err), -EPERM);
+        CHECK(chmod(dir, 0755) == 0);
+        CHECK_INT(vmg_policy_load(path, sub, &p, &err), 0);
+        vmg_policy_free(p);
+        p = NULL;
+        if (geteuid() == 0) {
+                T_CASE("tenants.d owned by another user");
+                CHECK(chown(sub, 65534, 65534) == 0);
+                CHECK_INT(vmg_policy_load(NULL, sub, &p, &err), -EPERM);
+                vmg_policy_error_format(&err, msg, sizeof msg);
+                CHECK_CONTAINS(msg, "owned by uid 65534");
+                CHECK(chown(sub, 0, 0) == 0);
+        }
+        unlink(path);
+        snprintf(path, sizeof path, "%s/acme.json", sub);
+        unlink(path);
+        rmdir(sub);
+        rmdir(dir);
+}
+
 int main(void) {
         if (access(FIX "/bad", R_OK) < 0) {
                 fprintf(stderr, "run from the repository root: %s not found\n", FIX "/bad");
@@ -788,6 +919,8 @@ int main(void) {
         test_strict_modes();
         test_match();
         test_buffers();
+        test_service_owner();
+        test_dir_trust();
         test_error_format();
         test_cli();
         return t_summary();

@@ -28,6 +28,11 @@ static void build_proc(const char *root) {
         fx_write(root, "proc/102/stat", FX_PID_STAT_PLAIN);
         fx_write(root, "proc/102/task/102/stat", FX_PID_STAT_PLAIN);
         fx_write(root, "proc/102/task/102/schedstat", FX_SCHEDSTAT_1);
+        /* The owner's marks: the binary root installed, run as root (the lab's --user=root). */
+        fx_symlink(root, "/usr/sbin/dnsmasq", "proc/101/exe");
+        fx_write(root, "proc/101/status", FX_STATUS_ROOT);
+        fx_symlink(root, "/usr/sbin/dnsmasq (deleted)", "proc/102/exe");
+        fx_write(root, "proc/102/status", FX_STATUS_ROOT);
         fx_write(root, "proc/3805/comm", "bash\n");
         fx_write(root, "proc/3805/stat", FX_PID_STAT_TRICKY);
         fx_write(root, "proc/3805/task/3805/schedstat", FX_SCHEDSTAT_BASH);
@@ -145,11 +150,73 @@ static void test_by_unit(void) {
         T_CASE("unknown unit");
         CHECK_INT(vmg_service_pids_by_unit(ctx, "named.service", &pids, &n), -ENOENT);
         T_CASE("dispatch on the policy kind");
-        CHECK_INT(vmg_service_find(NULL, ctx, VMG_SERVICE_UNIT, "dnsmasq.service", false, &pids, &n), 0);
+        const struct vmg_service unit = { .kind = VMG_SERVICE_UNIT, .match = "dnsmasq.service" };
+        CHECK_INT(vmg_service_find(NULL, ctx, &unit, false, &pids, &n), 0);
         CHECK_INT(n, 3);
         free(pids);
-        CHECK_INT(vmg_service_find(NULL, NULL, VMG_SERVICE_UNIT, "dnsmasq.service", false, &pids, &n), -EINVAL);
+        CHECK_INT(vmg_service_find(NULL, NULL, &unit, false, &pids, &n), -EINVAL);
         vmg_cgroup_ctx_free(ctx);
+        fx_rmtree(tmp, "");
+}
+
+/* The attack: local users start processes named dnsmasq (a renamed copy of sleep, the real
+ * /usr/sbin/dnsmasq under their own uid, a setuid trick leaving only the effective uid at 0).
+ * None of them may be taken as the service: their delays would count as the service's harm
+ * and, without systemd, vmguard would move them as root into vmguard.services. */
+static void test_impostors(void) {
+        char tmp[PATH_MAX], proc[PATH_MAX + 8];
+        struct vmg_procfs *p = NULL;
+        pid_t *pids = NULL;
+        size_t n = 0;
+        const struct vmg_service dns = { .name = "dnsmasq", .kind = VMG_SERVICE_PROCESS,
+                                         .match = "dnsmasq", .exe = "/usr/sbin/dnsmasq", .uid = 0 };
+
+        fx_tmpdir(tmp, sizeof(tmp));
+        build_proc(tmp);
+        /* 201: a copy of sleep renamed dnsmasq, run by nobody */
+        fx_write(tmp, "proc/201/comm", "dnsmasq\n");
+        fx_symlink(tmp, "/tmp/x/dnsmasq", "proc/201/exe");
+        fx_write(tmp, "proc/201/status", FX_STATUS_NOBODY);
+        /* 202: the real binary, started by nobody */
+        fx_write(tmp, "proc/202/comm", "dnsmasq\n");
+        fx_symlink(tmp, "/usr/sbin/dnsmasq", "proc/202/exe");
+        fx_write(tmp, "proc/202/status", FX_STATUS_NOBODY);
+        /* 203: the real binary, effective uid 0 but real uid nobody */
+        fx_write(tmp, "proc/203/comm", "dnsmasq\n");
+        fx_symlink(tmp, "/usr/sbin/dnsmasq", "proc/203/exe");
+        fx_write(tmp, "proc/203/status", "Name:\tdnsmasq\nUmask:\t0022\nState:\tS (sleeping)\n"
+                                        "Uid:\t65534\t0\t0\t0\nGid:\t0\t0\t0\t0\n");
+        /* 204: a path that only starts like the service's */
+        fx_write(tmp, "proc/204/comm", "dnsmasq\n");
+        fx_symlink(tmp, "/usr/sbin/dnsmasq.evil", "proc/204/exe");
+        fx_write(tmp, "proc/204/status", FX_STATUS_ROOT);
+        /* 205: exe unreadable (no symlink): not the service either */
+        fx_write(tmp, "proc/205/comm", "dnsmasq\n");
+        fx_write(tmp, "proc/205/status", FX_STATUS_ROOT);
+        snprintf(proc, sizeof(proc), "%s/proc", tmp);
+        CHECK_INT(vmg_procfs_new(proc, &p), 0);
+        if (!p)
+                return;
+
+        T_CASE("impostors named dnsmasq are not the service");
+        CHECK_INT(vmg_service_find(p, NULL, &dns, false, &pids, &n), 0);
+        CHECK_INT(n, 2);
+        if (n == 2)
+                CHECK(pids[0] == 101 && pids[1] == 102);
+        for (size_t i = 0; i < n; i++)
+                CHECK_MSG(pids[i] < 200, "pid %d (an impostor) taken as the service", (int) pids[i]);
+        free(pids);
+        T_CASE("the service's uid is the host file's: dnsmasq as nobody");
+        const struct vmg_service as_nobody = { .kind = VMG_SERVICE_PROCESS, .match = "dnsmasq",
+                                               .exe = "/usr/sbin/dnsmasq", .uid = 65534 };
+        CHECK_INT(vmg_service_find(p, NULL, &as_nobody, false, &pids, &n), 0);
+        CHECK_INT(n, 1);
+        if (n == 1)
+                CHECK_INT(pids[0], 202);
+        free(pids);
+        T_CASE("owner check needs a proc root");
+        CHECK_INT(vmg_service_find(NULL, NULL, &dns, false, &pids, &n), -EINVAL);
+        vmg_procfs_free(p);
         fx_rmtree(tmp, "");
 }
 
@@ -187,6 +254,7 @@ int main(void) {
         log_set_max_level(LOG_EMERG);
         test_by_comm_and_read();
         test_by_unit();
+        test_impostors();
         test_live();
         return t_summary();
 }
