@@ -21,6 +21,7 @@
  * kind "cgroup": root names the hierarchy ("cpu", "blkio" for v1, "unified" for v2), path
  * is the file relative to that hierarchy's root, key the "MAJ:MIN" of per-device files.
  * kind "blkiotune": path is the disk target, key the libvirt parameter.
+ * kind "sysctl": uuid "host", path the switch below /proc/sys ("kernel/task_delayacct").
  * "previous" is the value vmguard wrote before "written" while an update is in flight: a
  * crash between persisting the new value and writing it leaves the old one live, which is
  * still ours and must still be restored.
@@ -39,7 +40,7 @@ struct vmg_journal;
 
 /* What a value is: identity of an entry together with the VM uuid. */
 struct vmg_knob {
-        const char *kind; /* "cgroup", "blkiotune" */
+        const char *kind; /* "cgroup", "blkiotune", "sysctl" */
         const char *root;
         const char *path;
         const char *key;  /* "" when the file holds one value */
