@@ -549,7 +549,7 @@ int vmg_manager_tick(struct vmg_manager *m, uint64_t now_ns) {
                                              ? m->policy->tenants[a->tenant].name : "-";
                 r = 0;
                 if (!m->cfg.dry_run && vm)
-                        r = vmg_apply_action(&lv, &m->applied, vm, a);
+                        r = vmg_apply_action(&lv, &m->applied, vm, a, now_ns);
                 if (r < 0)
                         m->errors_total++;
                 m->actions_total++;
@@ -560,6 +560,10 @@ int vmg_manager_tick(struct vmg_manager *m, uint64_t now_ns) {
         free(acts);
         if (m->bt)
                 vmg_manager_on_blkiotune(m);
+        /* Desired limits not seen in force (a transient write error, a block I/O tune call
+         * that timed out) are put in force again, with backoff, until they are. */
+        if (!m->cfg.dry_run)
+                m->errors_total += vmg_apply_reconcile(&lv, &m->applied, m->mon, now_ns);
         m->last_tick_ns = now_ns;
         m->last_tick_duration_ns = now_mono_ns() - now_ns;
         write_status(m, now_ns);
@@ -619,12 +623,14 @@ void vmg_manager_on_blkiotune(struct vmg_manager *m) {
         struct vmg_blkiotune_result res[16];
         size_t n;
         while ((n = vmg_blkiotune_dispatch(m->bt, res, ARRAY_SIZE(res))) > 0) {
-                for (size_t i = 0; i < n; i++)
+                for (size_t i = 0; i < n; i++) {
+                        vmg_apply_blkiotune_done(&m->applied, &res[i], now_mono_ns());
                         if (res[i].r < 0) {
                                 m->errors_total++;
                                 log_warning_errno(res[i].r, "guest %s: block I/O tune %s of %s failed: %m",
                                                   res[i].uuid, res[i].param, res[i].disk);
                         }
+                }
                 if (n < ARRAY_SIZE(res))
                         break;
         }

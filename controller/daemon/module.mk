@@ -32,3 +32,8 @@ UNIT_TESTS += test_manager
 test_manager_SRCS = tests/unit/test_manager.c controller/daemon/manager.c controller/daemon/apply.c \
 	controller/daemon/snapshot.c controller/daemon/lock.c $(ENGINE_SRCS) $(ACT_SRCS) $(MONITOR_SRCS) \
 	$(PROBER_SRCS) $(POLICY_SRCS) $(COMMON_SRCS)
+
+# The applier's desired-state reconcile, with the actuator's write seam and fake libvirt calls.
+UNIT_TESTS += test_apply
+test_apply_SRCS = tests/unit/test_apply.c controller/daemon/apply.c $(ACT_SRCS) $(ENGINE_SRCS) \
+	$(MONITOR_SRCS) $(POLICY_SRCS) $(COMMON_SRCS)

@@ -161,6 +161,12 @@ json_t *vmg_snapshot_build(const struct vmg_snapshot_input *in, uint64_t now_ns,
                                    in->dry_run, "errors_total", (json_int_t) in->errors_total, "actions_total",
                                    acts, "libvirt_connected", in->libvirt_connected, "tenants",
                                    (int) in->policy->n_tenants, "guests_throttled", (int) throttled);
+        /* Desired limits not seen in force (apply.c retries them with backoff). */
+        uint64_t oldest = 0;
+        size_t unsynced = vmg_applied_out_of_sync(in->applied, &oldest);
+        json_object_set_new(daemon, "limits_out_of_sync", json_integer((json_int_t) unsynced));
+        json_object_set_new(daemon, "limits_out_of_sync_oldest_seconds",
+                            json_real(unsynced && now_ns > oldest ? (double) (now_ns - oldest) / 1e9 : 0.0));
         snprintf(status_line, status_size, "%zu guest(s), %zu throttled%s", vmg_monitor_n_vms(in->mon),
                  throttled, contended ? ", host contended" : "");
         json_t *tenants = json_array();
