@@ -1,7 +1,8 @@
 /* The applier keeps each desired limit until it is seen in force (issue 14 item 3): a write
  * that fails with -EBUSY twice is retried with backoff (1 s, then 2 s) and ends in sync, and
  * the out-of-sync count shows it meanwhile; a block I/O tune job that fails is not believed
- * either. Fake hybrid cgroup tree, the actuator's write seam and fake libvirt calls. */
+ * either; a writeback disk gets QEMU's throttle only, a cache=none disk the blkio one too.
+ * Fake hybrid cgroup tree, the actuator's write seam and fake libvirt calls. */
 #define _GNU_SOURCE
 #include <poll.h>
 #include <stdio.h>
@@ -22,8 +23,10 @@
 #define UUID "0f8fad5b-d9cb-469f-a165-70867728950e"
 
 /* cpu.cfs_quota_us refuses its first busy_left writes with -EBUSY. */
-static int busy_left, quota_writes;
+static int busy_left, quota_writes, blkio_writes;
 static int flaky_write(int dirfd, const char *relpath, const char *value, void *userdata) {
+        if (strstr(relpath, "blkio.throttle."))
+                blkio_writes++;
         if (strstr(relpath, "cpu.cfs_quota_us")) {
                 quota_writes++;
                 if (busy_left > 0) {
@@ -101,6 +104,7 @@ int main(void) {
         fx_mkdir(cg, "blkio/" FX_WEB1_DOM);
         fx_write(cg, "cpu/" FX_WEB1_DOM "/cpu.cfs_period_us", "100000\n");
         fx_write(cg, "cpu/" FX_WEB1_DOM "/cpu.cfs_quota_us", "-1\n");
+        fx_write(cg, "blkio/" FX_WEB1_DOM "/blkio.throttle.write_bps_device", "");
 
         struct vmg_monitor_paths paths = {
                 .cgroup = { .root = cg, .mountinfo = mi, .proc = proc },
@@ -184,6 +188,29 @@ int main(void) {
         CHECK_INT(vmg_apply_reconcile(&lv, &set, mon, 31 * S), 0);
         bt_settle(bt, &set, 31 * S);
         CHECK_U64(bt_value, 0);
+        CHECK_INT(vmg_applied_out_of_sync(&set, NULL), 0);
+
+        T_CASE("cache=writeback: QEMU's throttle only, never a blkio limit that would delay its flush");
+        struct vmg_dom_disk *disk = &vm->dom->disks[0];
+        disk->dev_error = 0;
+        disk->dev.major = 254;
+        disk->dev.minor = 0;
+        a = action(VMG_RES_DISK_WRITE_BPS, 5242880);
+        CHECK_INT(vmg_apply_action(&lv, &set, vm, &a, 40 * S), 0);
+        bt_settle(bt, &set, 40 * S);
+        CHECK_U64(bt_value, 5242880);
+        CHECK_INT(blkio_writes, 0);
+        CHECK_STR(slurp(cg, "blkio/" FX_WEB1_DOM "/blkio.throttle.write_bps_device", buf, sizeof buf), "");
+
+        T_CASE("cache=none (direct I/O): the blkio throttle as well");
+        snprintf(disk->cache, sizeof disk->cache, "none");
+        a = action(VMG_RES_DISK_WRITE_BPS, 4194304);
+        CHECK_INT(vmg_apply_action(&lv, &set, vm, &a, 50 * S), 0);
+        bt_settle(bt, &set, 50 * S);
+        CHECK_U64(bt_value, 4194304);
+        CHECK_INT(blkio_writes, 1);
+        CHECK_STR(slurp(cg, "blkio/" FX_WEB1_DOM "/blkio.throttle.write_bps_device", buf, sizeof buf),
+                  "254:0 4194304");
         CHECK_INT(vmg_applied_out_of_sync(&set, NULL), 0);
 
         vmg_blkiotune_free(bt);
