@@ -68,18 +68,6 @@ static void bt_settle(struct vmg_blkiotune *bt, struct vmg_applied_set *set, uin
         }
 }
 
-static char *slurp(const char *root, const char *rel, char *buf, size_t len) {
-        char path[2 * PATH_MAX + 2];
-        snprintf(path, sizeof path, "%s/%s", root, rel);
-        FILE *f = fopen(path, "re");
-        size_t n = f ? fread(buf, 1, len - 1, f) : 0;
-        buf[n] = '\0';
-        buf[strcspn(buf, "\n")] = '\0';
-        if (f)
-                fclose(f);
-        return buf;
-}
-
 static struct vmg_action action(enum vmg_resource res, double limit) {
         struct vmg_action a = { .tenant = 0, .resource = res, .new_limit = limit, .kind = VMG_ACT_THROTTLE };
         snprintf(a.uuid, sizeof a.uuid, "%s", UUID);
@@ -88,20 +76,12 @@ static struct vmg_action action(enum vmg_resource res, double limit) {
 }
 
 int main(void) {
-        char tmp[PATH_MAX], cg[PATH_MAX + 8], proc[PATH_MAX + 8], state[PATH_MAX + 8], mi[PATH_MAX + 32];
+        struct fx_host h;
         char cpu_root[PATH_MAX + 16], blkio_root[PATH_MAX + 16], buf[256];
-        fx_tmpdir(tmp, sizeof tmp);
-        snprintf(cg, sizeof cg, "%s/cg", tmp);
-        snprintf(proc, sizeof proc, "%s/proc", tmp);
-        snprintf(state, sizeof state, "%s/state", tmp);
-        snprintf(mi, sizeof mi, "%s/mountinfo", proc);
+        fx_host_init(&h);
+        const char *cg = h.cg, *proc = h.proc, *state = h.state, *mi = h.mountinfo;
         snprintf(cpu_root, sizeof cpu_root, "%s/cpu", cg);
         snprintf(blkio_root, sizeof blkio_root, "%s/blkio", cg);
-        fx_mkdir(tmp, "cg");
-        fx_mkdir(tmp, "proc");
-        fx_mkdir(tmp, "state");
-        fx_libvirt_host(cg, proc);
-        fx_mkdir(cg, "blkio/" FX_WEB1_DOM);
         fx_write(cg, "cpu/" FX_WEB1_DOM "/cpu.cfs_period_us", "100000\n");
         fx_write(cg, "cpu/" FX_WEB1_DOM "/cpu.cfs_quota_us", "-1\n");
         fx_write(cg, "blkio/" FX_WEB1_DOM "/blkio.throttle.write_bps_device", "");
@@ -143,7 +123,7 @@ int main(void) {
         busy_left = 2;
         struct vmg_action a = action(VMG_RES_CPU, 0.5);
         CHECK_INT(vmg_apply_action(&lv, &set, vm, &a, 10 * S), -EBUSY);
-        CHECK_STR(slurp(cg, "cpu/" FX_WEB1_DOM "/cpu.cfs_quota_us", buf, sizeof buf), "-1");
+        CHECK_STR(fx_read(cg, "cpu/" FX_WEB1_DOM "/cpu.cfs_quota_us", buf, sizeof buf), "-1");
         CHECK_INT(vmg_applied_out_of_sync(&set, &oldest), 1);
         CHECK_U64(oldest, 10 * S);
         CHECK_INT(vmg_apply_reconcile(&lv, &set, mon, 10 * S + S / 2), 0); /* not due yet */
@@ -156,7 +136,7 @@ int main(void) {
         CHECK_INT(quota_writes, 2);
         CHECK_INT(vmg_apply_reconcile(&lv, &set, mon, 13 * S), 0);
         CHECK_INT(quota_writes, 3);
-        CHECK_STR(slurp(cg, "cpu/" FX_WEB1_DOM "/cpu.cfs_quota_us", buf, sizeof buf), "50000");
+        CHECK_STR(fx_read(cg, "cpu/" FX_WEB1_DOM "/cpu.cfs_quota_us", buf, sizeof buf), "50000");
         CHECK_INT(vmg_applied_out_of_sync(&set, &oldest), 0);
         CHECK_INT(vmg_apply_reconcile(&lv, &set, mon, 100 * S), 0);
         CHECK_INT(quota_writes, 3); /* in sync: nothing more written */
@@ -200,7 +180,7 @@ int main(void) {
         bt_settle(bt, &set, 40 * S);
         CHECK_U64(bt_value, 5242880);
         CHECK_INT(blkio_writes, 0);
-        CHECK_STR(slurp(cg, "blkio/" FX_WEB1_DOM "/blkio.throttle.write_bps_device", buf, sizeof buf), "");
+        CHECK_STR(fx_read(cg, "blkio/" FX_WEB1_DOM "/blkio.throttle.write_bps_device", buf, sizeof buf), "");
 
         T_CASE("cache=none (direct I/O): the blkio throttle as well");
         snprintf(disk->cache, sizeof disk->cache, "none");
@@ -209,7 +189,7 @@ int main(void) {
         bt_settle(bt, &set, 50 * S);
         CHECK_U64(bt_value, 4194304);
         CHECK_INT(blkio_writes, 1);
-        CHECK_STR(slurp(cg, "blkio/" FX_WEB1_DOM "/blkio.throttle.write_bps_device", buf, sizeof buf),
+        CHECK_STR(fx_read(cg, "blkio/" FX_WEB1_DOM "/blkio.throttle.write_bps_device", buf, sizeof buf),
                   "254:0 4194304");
         CHECK_INT(vmg_applied_out_of_sync(&set, NULL), 0);
 
@@ -218,6 +198,6 @@ int main(void) {
         vmg_journal_free(j);
         vmg_monitor_free(mon);
         free(set.v);
-        fx_rmtree(tmp, "");
+        fx_rmtree(h.tmp, "");
         return t_summary();
 }

@@ -22,21 +22,9 @@
 #define QUOTA FX_WEB1_DOM "/cpu.cfs_quota_us"
 #define WEB1_UUID "0f8fad5b-d9cb-469f-a165-70867728950e"
 
-static char tmp[PATH_MAX], cg[PATH_MAX + 8], proc[PATH_MAX + 8], state[PATH_MAX + 8];
-static char mountinfo[PATH_MAX + 32], lockfile[PATH_MAX + 32], tenants[PATH_MAX + 16];
-
-static char *slurp(const char *root, const char *rel, char *buf, size_t len) {
-        char path[2 * PATH_MAX + 2];
-        snprintf(path, sizeof path, "%s/%s", root, rel);
-        FILE *f = fopen(path, "re");
-        size_t n = f ? fread(buf, 1, len - 1, f) : 0;
-        buf[n] = '\0';
-        while (n > 0 && buf[n - 1] == '\n')
-                buf[--n] = '\0';
-        if (f)
-                fclose(f);
-        return buf;
-}
+static struct fx_host h;
+static const char *tmp = h.tmp, *cg = h.cg, *proc = h.proc, *state = h.state, *mountinfo = h.mountinfo;
+static char lockfile[PATH_MAX + 32], tenants[PATH_MAX + 16];
 
 /* What a vmguard killed with SIGKILL while throttling web-1 leaves: the limits in the
  * kernel, their originals in the journal. The original quota (an admin's 1-core cap) is as
@@ -77,25 +65,16 @@ static int manager_new_captured(const struct vmg_manager_config *cfg, struct vmg
         fflush(stderr);
         dup2(saved, STDERR_FILENO);
         close(saved);
-        slurp(tmp, "stderr", buf, len);
+        fx_read(tmp, "stderr", buf, len);
         fputs(buf, stderr);
         return r;
 }
 
 int main(void) {
         char buf[4096], out[8192];
-        fx_tmpdir(tmp, sizeof tmp);
-        snprintf(cg, sizeof cg, "%s/cg", tmp);
-        snprintf(proc, sizeof proc, "%s/proc", tmp);
-        snprintf(state, sizeof state, "%s/state", tmp);
-        snprintf(mountinfo, sizeof mountinfo, "%s/mountinfo", proc);
+        fx_host_init(&h);
         snprintf(lockfile, sizeof lockfile, "%s/host.lock", tmp);
         snprintf(tenants, sizeof tenants, "%s/tenants.d", tmp);
-        fx_mkdir(tmp, "cg");
-        fx_mkdir(tmp, "proc");
-        fx_mkdir(tmp, "state");
-        fx_libvirt_host(cg, proc);
-        fx_mkdir(cg, "blkio/" FX_WEB1_DOM);
         /* A tenant file with a syntax error: a trailing comma on line 3. */
         fx_write(tmp, "tenants.d/acme.json", "{\n  \"tenant\": \"acme\",\n  \"vms\": { \"names\": [\"web-*\"], },\n}\n");
         struct vmg_manager_config cfg = {
@@ -117,8 +96,8 @@ int main(void) {
         int r = manager_new_captured(&cfg, &m, out, sizeof out);
         CHECK(r < 0);
         CHECK(m == NULL);
-        CHECK_STR(slurp(cg, "cpu/" QUOTA, buf, sizeof buf), "100000");
-        CHECK_STR(slurp(proc, "sys/kernel/task_delayacct", buf, sizeof buf), "0");
+        CHECK_STR(fx_read(cg, "cpu/" QUOTA, buf, sizeof buf), "100000");
+        CHECK_STR(fx_read(proc, "sys/kernel/task_delayacct", buf, sizeof buf), "0");
         CHECK_INT(journal_entries(), 0);
         CHECK_CONTAINS(out, "acme.json:3:");
 
@@ -135,8 +114,8 @@ int main(void) {
         char want[PATH_MAX + 128];
         snprintf(want, sizeof want, "another vmguardd is running (pid %ld, holding %s", (long) getpid(), lockfile);
         CHECK_CONTAINS(out, want);
-        CHECK_STR(slurp(cg, "cpu/" QUOTA, buf, sizeof buf), "20000");
-        CHECK_STR(slurp(proc, "sys/kernel/task_delayacct", buf, sizeof buf), "1");
+        CHECK_STR(fx_read(cg, "cpu/" QUOTA, buf, sizeof buf), "20000");
+        CHECK_STR(fx_read(proc, "sys/kernel/task_delayacct", buf, sizeof buf), "1");
         CHECK_INT(journal_entries(), 2);
         close(first);
 
@@ -148,7 +127,7 @@ int main(void) {
         r = manager_new_captured(&cfg, &m, out, sizeof out);
         CHECK_INT(r, -EBUSY);
         CHECK_CONTAINS(out, statelock);
-        CHECK_STR(slurp(cg, "cpu/" QUOTA, buf, sizeof buf), "20000");
+        CHECK_STR(fx_read(cg, "cpu/" QUOTA, buf, sizeof buf), "20000");
         CHECK_INT(journal_entries(), 2);
 
         T_CASE("the lock holder's pid is read back from the file");

@@ -17,17 +17,7 @@
 #define DELAYACCT "kernel/task_delayacct"
 
 static char *read_switch(const char *proc, char *buf, size_t len) {
-        char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/sys/" DELAYACCT, proc);
-        FILE *f = fopen(path, "re");
-        buf[0] = '\0';
-        if (f) {
-                if (!fgets(buf, (int) len, f))
-                        buf[0] = '\0';
-                fclose(f);
-        }
-        buf[strcspn(buf, "\n")] = '\0';
-        return buf;
+        return fx_read(proc, "sys/" DELAYACCT, buf, len);
 }
 
 /* A daemon that turns the switch on and is then killed: no stop, no restore. */
