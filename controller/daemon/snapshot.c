@@ -104,6 +104,19 @@ json_t *vmg_snapshot_build(const struct vmg_snapshot_input *in, uint64_t now_ns,
                         json_object_set_new(o, "throttled_for_s", json_real((double) (now_ns - since) / 1e9));
                 if (vm->error)
                         json_object_set_new(o, "error", json_string(strerror(-vm->error)));
+                /* Resources whose desired limit is not seen in force, with how long. */
+                json_t *unsynced = json_object();
+                for (int k = 0; ap && !ap->unmanaged && k < VMG_RES_COUNT; k++)
+                        if (ap->sync[k].out)
+                                json_object_set_new(unsynced, vmg_resource_name(k),
+                                                    json_pack("{s:f, s:s}", "for_s",
+                                                              (double) (now_ns - ap->sync[k].since_ns) / 1e9,
+                                                              "error", ap->sync[k].error ? strerror(-ap->sync[k].error)
+                                                                                         : "not confirmed yet"));
+                if (json_object_size(unsynced))
+                        json_object_set_new(o, "out_of_sync", unsynced);
+                else
+                        json_decref(unsynced);
                 json_array_append_new(vms, o);
         }
 

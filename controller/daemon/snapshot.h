@@ -27,7 +27,8 @@
  *   "vms":      [ { "name", "uuid", "tenant" (null: no tenant matches), "qemu_pid",
  *                 "throttled", "unmanaged", "sources" (which counter each figure came
  *                 from), "throttled_for_s" (when throttled), "error" (strerror of the last
- *                 sampling error),
+ *                 sampling error), "out_of_sync" (only when some desired limit is not
+ *                 seen in force: { RESOURCE: { "for_s", "error" } }),
  *                 "usage": { per-second rates: "cpu_cores", "vcpu_delay_frac",
  *                            "disk_{read,write}_bytes_per_s", "disk_{read,write}_iops",
  *                            "net_{tx,rx}_bits_per_s", "net_{tx,rx}_packets_per_s";
