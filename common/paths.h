@@ -12,6 +12,10 @@
 #define VMG_STATUS_FILE "status.json"     /* the snapshot, in the state dir */
 #define VMG_JOURNAL_FILE "journal.json"   /* original values, in the state dir */
 #define VMG_SERVICES_FILE "services.json" /* services moved by svcprio, in the state dir */
+#define VMG_STATE_LOCK_NAME "vmguardd.lock" /* flock'ed by the daemon using the state dir */
+/* One vmguardd per host: flock'ed by the running daemon, which writes its pid there. Outside
+ * the state dir on purpose: a second daemon given another --state-dir must see it too. */
+#define VMG_LOCK_FILE "/run/vmguardd.lock"
 
 /* Policy. */
 #define VMG_CONF_DIR "/etc/vmguard"

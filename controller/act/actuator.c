@@ -141,7 +141,6 @@ static enum file_fmt file_format(const char *path) {
 }
 
 static const char *const io_keys[4] = {"rbps", "wbps", "riops", "wiops"};
-#define IO_MAX_NONE "rbps=max wbps=max riops=max wiops=max"
 
 /* The line of device `key` in a per-device file, or NULL; *rest points after "MAJ:MIN". */
 static char *find_dev_line(char *content, const char *key, char **rest) {
@@ -190,6 +189,13 @@ static char *io_max_format(char vals[4][24]) {
         return s;
 }
 
+static int io_key_index(const char *k) {
+        for (int i = 0; i < 4; i++)
+                if (strcmp(k, io_keys[i]) == 0)
+                        return i;
+        return -1;
+}
+
 /* Live value of (path, key) under dirfd, normalised as the journal stores it. */
 static int knob_read(int dirfd, const char *path, const char *key, char **ret) {
         _cleanup_free_ char *content = NULL;
@@ -204,15 +210,19 @@ static int knob_read(int dirfd, const char *path, const char *key, char **ret) {
         } else if (fmt == FMT_V1_DEV) {
                 v = strdup(find_dev_line(content, key, &rest) ? strip(rest) : "0");
         } else {
-                if (!find_dev_line(content, key, &rest))
-                        v = strdup(IO_MAX_NONE);
-                else {
-                        char vals[4][24];
-                        r = io_max_normalize(rest, vals);
-                        if (r < 0)
-                                return r;
-                        v = io_max_format(vals);
-                }
+                /* "MAJ:MIN wbps": one key of the device's line; "MAJ:MIN" (journals written
+                 * before keys were journaled one by one): the whole line. */
+                char dev[32];
+                const char *sub = strchr(key, ' ');
+                int sub_i = sub ? io_key_index(sub + 1) : -1;
+                if (sub && (sub_i < 0 || (size_t) (sub - key) >= sizeof dev))
+                        return -EINVAL;
+                snprintf(dev, sizeof dev, "%.*s", sub ? (int) (sub - key) : (int) strlen(key), key);
+                char vals[4][24];
+                r = io_max_normalize(find_dev_line(content, dev, &rest) ? rest : "", vals);
+                if (r < 0)
+                        return r;
+                v = sub ? strdup(vals[sub_i]) : io_max_format(vals);
         }
         if (!v)
                 return -ENOMEM;
@@ -224,7 +234,9 @@ static int knob_write(struct vmg_actuator *a, int dirfd, const char *path, const
                       const char *value) {
         _cleanup_free_ char *line = NULL;
         if (file_format(path) != FMT_SCALAR && key && *key) {
-                if (asprintf(&line, "%s %s", key, value) < 0)
+                /* io.max changes only the keys a write names: "MAJ:MIN wbps" -> "MAJ:MIN wbps=V". */
+                bool one_key = file_format(path) == FMT_IO_MAX && strchr(key, ' ');
+                if (asprintf(&line, one_key ? "%s=%s" : "%s %s", key, value) < 0)
                         return -ENOMEM;
                 value = line;
         }
@@ -523,31 +535,37 @@ static int set_io_v1(struct vmg_actuator *a, const struct vmg_act_vm *vm, const 
         return any;
 }
 
+/* One journal entry and one write per io.max key ("MAJ:MIN wbps"): an admin's change to
+ * another key of the same line (rbps while vmguard holds wbps) is theirs, kept at release,
+ * and never taken for vmguard's own value. */
 static int set_io_v2(struct vmg_actuator *a, const struct vmg_act_vm *vm, const char *dev,
                      const struct vmg_io_limit *lim) {
-        _cleanup_free_ char *path = join(vm->blkio_dir, "io.max"), *live = NULL, *want = NULL;
+        _cleanup_free_ char *path = join(vm->blkio_dir, "io.max");
         if (!path)
                 return -ENOMEM;
-        int r = knob_read(a->cpu_fd, path, dev, &live);
-        if (r < 0) {
-                if (vmg_act_classify(r) == VMG_RESULT_GONE)
-                        return log_debug_errno(r, "actuator: VM %s (%s): %s gone: %m", vm->name,
-                                               vm->uuid, path);
-                return log_error_errno(r, "actuator: VM %s (%s): cannot read %s: %m", vm->name,
-                                       vm->uuid, path);
-        }
-        char vals[4][24];
-        r = io_max_normalize(live, vals);
-        if (r < 0)
-                return r;
         const uint64_t lv[4] = {lim->rbps, lim->wbps, lim->riops, lim->wiops};
-        for (int i = 0; i < 4; i++)
-                if (lv[i] != VMG_IO_KEEP)
-                        limit_str(lv[i], true, vals[i], sizeof vals[i]);
-        want = io_max_format(vals);
-        if (!want)
-                return -ENOMEM;
-        return apply(a, vm, ROOT_UNIFIED, a->cpu_fd, path, dev, live, want);
+        int any = 0;
+        for (int i = 0; i < 4; i++) {
+                if (lv[i] == VMG_IO_KEEP)
+                        continue;
+                _cleanup_free_ char *live = NULL;
+                char key[48], want[24];
+                snprintf(key, sizeof key, "%s %s", dev, io_keys[i]);
+                limit_str(lv[i], true, want, sizeof want);
+                int r = knob_read(a->cpu_fd, path, key, &live);
+                if (r < 0) {
+                        if (vmg_act_classify(r) == VMG_RESULT_GONE)
+                                return log_debug_errno(r, "actuator: VM %s (%s): %s gone: %m", vm->name,
+                                                       vm->uuid, path);
+                        return log_error_errno(r, "actuator: VM %s (%s): cannot read %s: %m", vm->name,
+                                               vm->uuid, path);
+                }
+                r = apply(a, vm, ROOT_UNIFIED, a->cpu_fd, path, key, live, want);
+                if (r < 0)
+                        return r;
+                any |= r;
+        }
+        return any;
 }
 
 int vmg_act_set_io(struct vmg_actuator *a, const struct vmg_act_vm *vm, unsigned major,

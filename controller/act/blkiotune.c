@@ -297,7 +297,21 @@ struct vmg_blkiotune *vmg_blkiotune_free(struct vmg_blkiotune *bt) {
                 bt->stop = true;
                 pthread_cond_signal(&bt->cv);
                 pthread_mutex_unlock(&bt->mu);
-                pthread_join(bt->thread, NULL);
+                /* A libvirt call into a hung libvirtd may never return (no keepalive without
+                 * an event loop on this connection): wait one call timeout, then leave the
+                 * worker and its state behind rather than hang the daemon's stop, whose
+                 * other restores are done by then. */
+                struct timespec until;
+                clock_gettime(CLOCK_REALTIME, &until);
+                uint64_t ns = (uint64_t) until.tv_nsec + bt->timeout_ns;
+                until.tv_sec += (time_t) (ns / NSEC_PER_SEC);
+                until.tv_nsec = (long) (ns % NSEC_PER_SEC);
+                if (pthread_timedjoin_np(bt->thread, NULL, &until) != 0) {
+                        log_error("blkiotune: a libvirt call has not returned after %llu ms; leaving it behind",
+                                  (unsigned long long) (bt->timeout_ns / NSEC_PER_MSEC));
+                        pthread_detach(bt->thread);
+                        return NULL; /* bt stays allocated: the worker still uses it */
+                }
         }
         free_calls(bt->queue);
         free_calls(bt->done);

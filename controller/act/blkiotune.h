@@ -12,6 +12,9 @@
  * -ETIMEDOUT; a libvirt call already running cannot be cancelled, its late result is
  * logged and ignored (the journal entry stays, so restore still covers a late write).
  *
+ * vmg_blkiotune_free() waits at most one timeout for a call in progress: a libvirtd that
+ * never answers cannot hang the daemon's stop.
+ *
  * Originals go to the same journal as cgroup values (kind "blkiotune", path = disk target,
  * key = parameter name, values in decimal). */
 #pragma once
@@ -59,7 +62,8 @@ struct vmg_blkiotune;
 
 /* Starts the worker thread (the libvirt connection opens lazily on it). 0 or -errno. */
 int vmg_blkiotune_new(const struct vmg_blkiotune_config *cfg, struct vmg_blkiotune **ret);
-/* Stops the worker: waits for a libvirt call in progress to return. Never restores.
+/* Stops the worker: waits up to the timeout for a libvirt call in progress to return (past
+ * it, the worker is detached and its state left allocated). Never restores.
  * Returns NULL. */
 struct vmg_blkiotune *vmg_blkiotune_free(struct vmg_blkiotune *bt);
 

@@ -19,14 +19,18 @@
  *       "previous": null}]}
  *
  * kind "cgroup": root names the hierarchy ("cpu", "blkio" for v1, "unified" for v2), path
- * is the file relative to that hierarchy's root, key the "MAJ:MIN" of per-device files.
+ * is the file relative to that hierarchy's root, key the "MAJ:MIN" of per-device files; for
+ * io.max "MAJ:MIN KEY" (e.g. "254:0 wbps"), one entry per key, so an admin's change to
+ * another key of the same line is theirs (a whole-line "MAJ:MIN" entry of an older journal is
+ * still restored as a line).
  * kind "blkiotune": path is the disk target, key the libvirt parameter.
+ * kind "sysctl": uuid "host", path the switch below /proc/sys ("kernel/task_delayacct").
  * "previous" is the value vmguard wrote before "written" while an update is in flight: a
  * crash between persisting the new value and writing it leaves the old one live, which is
  * still ours and must still be restored.
  *
  * Values are opaque strings compared exactly; the backend that reads and writes a kind
- * normalises them (e.g. io.max lines to all four keys in kernel order).
+ * normalises them (e.g. an io.max key's value, "max" when the line lacks it).
  *
  * Not thread-safe: one owner (the daemon's loop thread). */
 #pragma once
@@ -39,7 +43,7 @@ struct vmg_journal;
 
 /* What a value is: identity of an entry together with the VM uuid. */
 struct vmg_knob {
-        const char *kind; /* "cgroup", "blkiotune" */
+        const char *kind; /* "cgroup", "blkiotune", "sysctl" */
         const char *root;
         const char *path;
         const char *key;  /* "" when the file holds one value */

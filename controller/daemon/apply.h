@@ -5,7 +5,9 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "common/macros.h"
 #include "controller/act/actuator.h"
 #include "controller/act/blkiotune.h"
 #include "controller/act/shaper.h"
@@ -13,10 +15,30 @@
 #include "probes/monitor.h"
 #include "probes/netlink.h"
 
+/* Whether a desired limit is known to be in force. A write is believed only once seen to
+ * succeed: a cgroup write that returned 0, a block I/O tune job that completed without
+ * error. Until then the limit is out of sync and retried with backoff. */
+struct vmg_sync {
+        bool out;            /* not (yet) seen in force */
+        unsigned bt_pending; /* block I/O tune jobs queued for it, not completed yet */
+        uint64_t since_ns;   /* out of sync since (valid while out) */
+        uint64_t next_ns;    /* next retry (0: waiting for bt_pending) */
+        uint64_t backoff_ns; /* the wait after the next failure */
+        int error;           /* the last failure (-errno), 0 when only unconfirmed */
+};
+
+/* Retry backoff of an out-of-sync limit: 1, 2, 4 ... 60 s. A transient failure (EBUSY, a
+ * libvirt call that timed out because a backup or suspend held the domain's job: seen for
+ * 37-78 s on a fresh machine) usually clears within a minute; retrying each tick would add
+ * a libvirt call per disk per tick to a domain that is already stuck. */
+#define VMG_SYNC_BACKOFF_MIN_NS (1 * NSEC_PER_SEC)
+#define VMG_SYNC_BACKOFF_MAX_NS (60 * NSEC_PER_SEC)
+
 /* What vmguard has put in force on one guest, per resource (0 = nothing of ours). */
 struct vmg_applied {
         char uuid[VMG_UUID_LEN + 1];
-        double limit[VMG_RES_COUNT];
+        double limit[VMG_RES_COUNT]; /* desired: the engine's decision */
+        struct vmg_sync sync[VMG_RES_COUNT];
         bool unmanaged; /* a permanent write error: hands off this guest, alert raised */
         bool shaped;    /* some tap of it carries vmguard's tc pieces */
         /* Per tap: the netlink generation of the device the limit was last put on (a new
@@ -46,11 +68,27 @@ struct vmg_levers {
         int cgroup_version;
 };
 
-/* Puts a->new_limit in force on vm through the lever of a->resource and records it. A
- * permanent write error marks the guest unmanaged: what vmguard changed on it is put back
- * and it is left alone from then on (alert logged). Returns 0 or -errno. */
+/* Records a->new_limit as the desired limit of vm's a->resource and puts it in force
+ * through that resource's lever. A permanent write error marks the guest unmanaged: what
+ * vmguard changed on it is put back and it is left alone from then on (alert logged); any
+ * other failure leaves the limit out of sync, retried by vmg_apply_reconcile(). Returns 0
+ * or -errno. */
 int vmg_apply_action(const struct vmg_levers *lv, struct vmg_applied_set *set, struct vmg_vm *vm,
-                     const struct vmg_action *a);
+                     const struct vmg_action *a, uint64_t now_ns);
+
+/* Once a tick: puts every out-of-sync desired limit whose retry is due in force again
+ * (guests of mon only). Returns how many retries failed (logged). */
+unsigned vmg_apply_reconcile(const struct vmg_levers *lv, struct vmg_applied_set *set,
+                             struct vmg_monitor *mon, uint64_t now_ns);
+
+/* A finished block I/O tune job: confirms the limit it carried, or leaves it out of sync
+ * with its retry scheduled. Results of other guests or of restores are ignored. */
+void vmg_apply_blkiotune_done(struct vmg_applied_set *set, const struct vmg_blkiotune_result *res,
+                              uint64_t now_ns);
+
+/* How many desired limits are out of sync and since when the oldest one is (0 when none).
+ * Unmanaged guests are not counted: nothing of vmguard's is in force on them. */
+size_t vmg_applied_out_of_sync(const struct vmg_applied_set *set, uint64_t *ret_oldest_since_ns);
 
 /* Removes vmguard's tc pieces from every tap of a guest: on release, at stop, and at
  * start for pieces a killed vmguard left behind (they are recognisable by handle). */

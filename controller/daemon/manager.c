@@ -19,7 +19,9 @@
 #include "controller/act/journal.h"
 #include "controller/act/shaper.h"
 #include "controller/act/svcprio.h"
+#include "controller/act/sysctl.h"
 #include "controller/daemon/apply.h"
+#include "controller/daemon/lock.h"
 #include "controller/daemon/snapshot.h"
 #include "controller/engine/engine.h"
 #include "probes/libvirt.h"
@@ -45,13 +47,14 @@ struct vmg_manager {
         struct vmg_blkiotune *bt;
         struct vmg_shaper *shaper;
         struct vmg_svcprio *svcprio; /* NULL: services' CPU share left alone */
+        struct vmg_sysctl *sysctl;   /* NULL: dry run, or no <proc_root>/sys */
+        int host_lock_fd, state_lock_fd; /* -1: not held (dry run) */
         struct vmg_engine_state *engine;
         struct vmg_prober **probers; /* parallel to policy->host.services; NULL entries */
         size_t n_probers;
         struct vmg_applied_set applied;
         int cgroup_version;
         uint64_t tick_ns;
-        int delayacct_orig; /* -1: untouched; else the value to put back at stop */
         unsigned long long ticks, actions_total, errors_total;
         unsigned long long actions_by_kind[VMG_ACT_CAP + 1];
         uint64_t last_tick_ns, last_tick_duration_ns;
@@ -93,32 +96,14 @@ static int load_policy(struct vmg_manager *m, struct vmg_policy **ret) {
 
 /* Block-I/O delay of the protected services (stat field 42) is how a noisy guest's disk
  * writes show on dnsmasq (its lease-file fsync waits): the kernel only counts it with
- * kernel.task_delayacct=1, off by default since 5.14 for its small scheduling cost. */
+ * kernel.task_delayacct=1, off by default since 5.14 for its small scheduling cost. The
+ * original is journaled (sysctl.c), so a SIGKILLed vmguard's next start puts 0 back. */
 static void delayacct_enable(struct vmg_manager *m) {
-        char path[512], buf[8] = "";
-        snprintf(path, sizeof path, "%s/sys/kernel/task_delayacct", m->cfg.proc_root ? m->cfg.proc_root : VMG_PROC_ROOT);
-        _cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC);
-        if (fd < 0)
-                return; /* older kernels account always and have no switch */
-        if (read(fd, buf, sizeof buf - 1) <= 0 || buf[0] != '0')
+        if (!m->sysctl)
                 return;
-        if (pwrite(fd, "1", 1, 0) != 1) {
-                log_warning_errno(errno, "cannot write 1 to %s: services' I/O delay stays unknown: %m", path);
-                return;
-        }
-        m->delayacct_orig = 0;
-        log_info("enabled %s (was 0) to see services' block-I/O delay; restored at stop", path);
-}
-
-static void delayacct_restore(struct vmg_manager *m) {
-        if (m->delayacct_orig < 0)
-                return;
-        char path[512];
-        snprintf(path, sizeof path, "%s/sys/kernel/task_delayacct", m->cfg.proc_root ? m->cfg.proc_root : VMG_PROC_ROOT);
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write(fd, "0", 1) != 1)
-                log_warning_errno(errno, "cannot restore %s to 0: %m", path);
-        m->delayacct_orig = -1;
+        int r = vmg_sysctl_set(m->sysctl, "kernel/task_delayacct", "1");
+        if (r < 0 && r != -ENOENT) /* -ENOENT: older kernels account always, no switch */
+                log_warning_errno(r, "services' block-I/O delay stays unknown: %m");
 }
 
 static void probers_free(struct vmg_prober **probers, size_t n) {
@@ -150,8 +135,10 @@ static int probers_new(const struct vmg_manager *m, const struct vmg_policy *p,
         return 0;
 }
 
-static int restore_everything(struct vmg_manager *m, const char *why) {
-        struct vmg_levers lv = levers(m);
+/* Puts back every value in the journal and the services' cgroups. Needs neither the policy
+ * nor libvirt's listing (block I/O tune talks to libvirt on its worker, bounded by its
+ * timeout), so it runs first at start. */
+static int restore_journaled(struct vmg_manager *m, const char *why) {
         int r, ret = 0;
         r = vmg_act_restore_all(m->act);
         if (r < 0) {
@@ -159,19 +146,40 @@ static int restore_everything(struct vmg_manager *m, const char *why) {
                 ret = r;
         } else if (r > 0)
                 log_notice("%s: restored %d cgroup value(s)", why, r);
-        r = vmg_blkiotune_restore_sync(m->bt, NULL);
-        if (r < 0) {
-                log_error_errno(r, "%s: restoring block I/O tune failed: %m", why);
-                if (!ret)
+        if (m->bt) {
+                r = vmg_blkiotune_restore_sync(m->bt, NULL);
+                if (r < 0) {
+                        log_error_errno(r, "%s: restoring block I/O tune failed: %m", why);
+                        if (!ret)
+                                ret = r;
+                } else if (r > 0)
+                        log_notice("%s: restored %d block I/O tune value(s)", why, r);
+        }
+        if (m->sysctl) {
+                r = vmg_sysctl_restore_all(m->sysctl);
+                if (r < 0 && !ret)
                         ret = r;
-        } else if (r > 0)
-                log_notice("%s: restored %d block I/O tune value(s)", why, r);
-        for (size_t i = 0; i < vmg_monitor_n_vms(m->mon); i++)
-                vmg_unshape_vm(&lv, vmg_monitor_vm(m->mon, i));
-        m->applied.n = 0;
+        }
         if (m->svcprio)
                 (void) vmg_svcprio_restore_all(m->svcprio);
         return ret;
+}
+
+/* tc pieces are not journaled (they are recognisable by handle): removed from the taps of
+ * the guests libvirt lists. */
+static void unshape_listed(struct vmg_manager *m) {
+        if (!m->mon || !m->shaper)
+                return;
+        struct vmg_levers lv = levers(m);
+        for (size_t i = 0; i < vmg_monitor_n_vms(m->mon); i++)
+                vmg_unshape_vm(&lv, vmg_monitor_vm(m->mon, i));
+}
+
+static int restore_everything(struct vmg_manager *m, const char *why) {
+        int r = restore_journaled(m, why);
+        unshape_listed(m);
+        m->applied.n = 0;
+        return r;
 }
 
 int vmg_manager_rescan(struct vmg_manager *m) {
@@ -209,13 +217,87 @@ int vmg_manager_rescan(struct vmg_manager *m) {
         return 0;
 }
 
+/* One vmguardd per host (lock.h): the host's lock, then the state dir's. */
+static int take_locks(struct vmg_manager *m) {
+        const char *host = m->cfg.lock_file ? m->cfg.lock_file : VMG_LOCK_FILE;
+        char state[512];
+        snprintf(state, sizeof state, "%s/%s", m->state_dir, VMG_STATE_LOCK_NAME);
+        const char *paths[2] = { host, state };
+        int *fds[2] = { &m->host_lock_fd, &m->state_lock_fd };
+        for (size_t i = 0; i < 2; i++) {
+                pid_t holder = 0;
+                int fd = vmg_lock_take(paths[i], &holder);
+                if (fd == -EBUSY) {
+                        char who[32] = "unknown pid";
+                        if (holder > 0)
+                                snprintf(who, sizeof who, "pid %ld", (long) holder);
+                        return log_error_errno(fd, "another vmguardd is running (%s, holding %s): it manages "
+                                               "this host's guests; refusing to start, nothing was changed",
+                                               who, paths[i]);
+                }
+                if (fd < 0)
+                        return log_error_errno(fd, "cannot take the instance lock %s: %m", paths[i]);
+                *fds[i] = fd;
+        }
+        return 0;
+}
+
+/* Non-dry-run start, first half: nothing here reads the policy or lists libvirt, so a
+ * broken tenant file or a hung libvirtd cannot keep a crashed vmguard's limits in force. */
+static int open_levers_and_restore(struct vmg_manager *m, struct vmg_actuator_config *ac,
+                                   const struct vmg_cgroup_ctx *cg) {
+        const struct vmg_manager_config *cfg = &m->cfg;
+        if (mkdir(m->state_dir, 0700) < 0 && errno != EEXIST)
+                return log_error_errno(errno, "cannot create state directory %s: %m", m->state_dir);
+        int r = take_locks(m);
+        if (r < 0)
+                return r;
+        r = vmg_journal_open(m->state_dir, &m->journal);
+        if (r < 0)
+                return log_error_errno(r, "cannot open the journal of original values in %s: %m", m->state_dir);
+        ac->journal = m->journal;
+        r = vmg_actuator_new(ac, &m->act);
+        if (r < 0)
+                return log_error_errno(r, "cannot open cgroup roots %s, %s: %m", ac->cpu_root,
+                                       ac->blkio_root ? ac->blkio_root : "-");
+        struct vmg_blkiotune_config bc = { .journal = m->journal, .uri = cfg->uri };
+        r = vmg_blkiotune_new(&bc, &m->bt);
+        if (r < 0)
+                return r;
+        r = vmg_sysctl_new(cfg->proc_root, m->journal, &m->sysctl);
+        if (r < 0)
+                log_warning_errno(r, "cannot open %s/sys: kernel switches left alone: %m",
+                                  cfg->proc_root ? cfg->proc_root : VMG_PROC_ROOT);
+        /* On systemd hosts the services' cgroups are systemd's: leave them be. */
+        bool systemd_host = access("/run/systemd/system", F_OK) == 0;
+        if (!systemd_host && (ac->cgroup_version == 1 || vmg_cgroup_v2_enabled(cg, "cpu"))) {
+                r = vmg_svcprio_new(ac->cpu_root, ac->cgroup_version, cfg->proc_root, m->state_dir, &m->svcprio);
+                if (r < 0)
+                        return r;
+        }
+        /* A previous vmguard that crashed or was SIGKILLed may have left limits behind. */
+        (void) restore_journaled(m, "start-up reconcile");
+        /* Never change a value we could not put back (restoring works from a read-only
+         * journal; recording does not). */
+        r = vmg_journal_check_writable(m->journal);
+        if (r < 0)
+                return log_error_errno(r, "state directory %s is not writable: refusing to throttle anything: %m",
+                                       m->state_dir);
+        return 0;
+}
+
+static void cgroup_ctxp(struct vmg_cgroup_ctx **c) { vmg_cgroup_ctx_free(*c); }
+
 int vmg_manager_new(const struct vmg_manager_config *cfg, struct vmg_manager **ret) {
+        /* The cgroup roots, from mountinfo alone: the monitor opens its own after the
+         * policy, this one is for the levers and the restore. */
+        _cleanup_(cgroup_ctxp) struct vmg_cgroup_ctx *cg = NULL;
         struct vmg_manager *m = calloc(1, sizeof *m);
         int r;
         if (!m)
                 return -ENOMEM;
         m->cfg = *cfg;
-        m->delayacct_orig = -1;
+        m->host_lock_fd = m->state_lock_fd = -1;
         m->host_file = strdup(cfg->host_file ? cfg->host_file : VMG_HOST_FILE);
         m->tenants_dir = strdup(cfg->tenants_dir ? cfg->tenants_dir : VMG_TENANTS_DIR);
         m->state_dir = strdup(cfg->state_dir ? cfg->state_dir : VMG_STATE_DIR);
@@ -223,26 +305,13 @@ int vmg_manager_new(const struct vmg_manager_config *cfg, struct vmg_manager **r
                 r = -ENOMEM;
                 goto fail;
         }
-        r = load_policy(m, &m->policy);
-        if (r < 0)
-                goto fail;
-        m->tick_ns = cfg->tick_ns ? cfg->tick_ns : m->policy->host.tick_ns;
-        if (!cfg->dry_run)
-                delayacct_enable(m); /* before the monitor reads the switch */
 
-        struct vmg_monitor_paths paths = {
-                .cgroup = { .root = cfg->cgroup_root, .proc = cfg->proc_root },
-                .proc_root = cfg->proc_root,
-                .netns_dir = cfg->netns_dir,
-        };
-        r = vmg_monitor_new(&paths, &m->mon);
-        if (r < 0)
+        struct vmg_cgroup_paths cgp = { .root = cfg->cgroup_root, .mountinfo = cfg->mountinfo, .proc = cfg->proc_root };
+        r = vmg_cgroup_ctx_new(&cgp, &cg);
+        if (r < 0) {
+                log_error_errno(r, "cannot find the cgroup hierarchies: %m");
                 goto fail;
-        r = vmg_monitor_set_services(m->mon, m->policy->host.services, m->policy->host.n_services);
-        if (r < 0)
-                goto fail;
-
-        struct vmg_cgroup_ctx *cg = vmg_monitor_cgroup(m->mon);
+        }
         struct vmg_actuator_config ac = { .cgroup_version = 1 };
         if (vmg_cgroup_hier_path(cg, VMG_CG_CPU)) {
                 ac.cpu_root = vmg_cgroup_hier_path(cg, VMG_CG_CPU);
@@ -257,44 +326,36 @@ int vmg_manager_new(const struct vmg_manager_config *cfg, struct vmg_manager **r
         m->cgroup_version = ac.cgroup_version;
 
         if (!cfg->dry_run) {
-                if (mkdir(m->state_dir, 0700) < 0 && errno != EEXIST) {
-                        r = log_error_errno(errno, "cannot create state directory %s: %m", m->state_dir);
-                        goto fail;
-                }
-                r = vmg_journal_open(m->state_dir, &m->journal);
-                if (r < 0) {
-                        log_error_errno(r, "cannot open the journal of original values in %s: %m", m->state_dir);
-                        goto fail;
-                }
-                /* Never change a value we could not put back. */
-                r = vmg_journal_check_writable(m->journal);
-                if (r < 0) {
-                        log_error_errno(r, "state directory %s is not writable: refusing to throttle anything: %m",
-                                        m->state_dir);
-                        goto fail;
-                }
-                ac.journal = m->journal;
-                r = vmg_actuator_new(&ac, &m->act);
-                if (r < 0) {
-                        log_error_errno(r, "cannot open cgroup roots %s, %s: %m", ac.cpu_root,
-                                        ac.blkio_root ? ac.blkio_root : "-");
-                        goto fail;
-                }
-                struct vmg_blkiotune_config bc = { .journal = m->journal, .uri = cfg->uri };
-                r = vmg_blkiotune_new(&bc, &m->bt);
+                r = open_levers_and_restore(m, &ac, cg);
                 if (r < 0)
                         goto fail;
+        }
+
+        /* Only now the policy: whatever is wrong in it, the originals are back. */
+        r = load_policy(m, &m->policy);
+        if (r < 0)
+                goto fail;
+        m->tick_ns = cfg->tick_ns ? cfg->tick_ns : m->policy->host.tick_ns;
+        if (!cfg->dry_run)
+                delayacct_enable(m); /* after the reconcile, before the monitor reads the switch */
+
+        struct vmg_monitor_paths paths = {
+                .cgroup = { .root = cfg->cgroup_root, .mountinfo = cfg->mountinfo, .proc = cfg->proc_root },
+                .proc_root = cfg->proc_root,
+                .netns_dir = cfg->netns_dir,
+        };
+        r = vmg_monitor_new(&paths, &m->mon);
+        if (r < 0)
+                goto fail;
+        r = vmg_monitor_set_services(m->mon, m->policy->host.services, m->policy->host.n_services);
+        if (r < 0)
+                goto fail;
+
+        if (!cfg->dry_run) {
                 struct vmg_shaper_config sc = { .netns_dir = cfg->netns_dir };
                 r = vmg_shaper_new(&sc, &m->shaper);
                 if (r < 0)
                         goto fail;
-                /* On systemd hosts the services' cgroups are systemd's: leave them be. */
-                bool systemd_host = access("/run/systemd/system", F_OK) == 0;
-                if (!systemd_host && (ac.cgroup_version == 1 || vmg_cgroup_v2_enabled(cg, "cpu"))) {
-                        r = vmg_svcprio_new(ac.cpu_root, ac.cgroup_version, cfg->proc_root, m->state_dir, &m->svcprio);
-                        if (r < 0)
-                                goto fail;
-                }
         }
 
         struct vmg_libvirt_config lc = { .uri = cfg->uri, .run_dir = cfg->libvirt_run_dir };
@@ -312,10 +373,9 @@ int vmg_manager_new(const struct vmg_manager_config *cfg, struct vmg_manager **r
         else
                 (void) vmg_manager_rescan(m);
 
-        /* A previous vmguard that crashed or was SIGKILLed may have left limits behind:
-         * put every original back before the first tick. */
+        /* tc pieces a killed vmguard left on the listed guests' taps. */
         if (!cfg->dry_run)
-                (void) restore_everything(m, "start-up reconcile");
+                unshape_listed(m);
 
         r = probers_new(m, m->policy, &m->probers);
         if (r < 0)
@@ -337,15 +397,15 @@ fail:
 struct vmg_manager *vmg_manager_free(struct vmg_manager *m) {
         if (!m)
                 return NULL;
-        if (m->act && m->mon)
+        if (m->act)
                 (void) restore_everything(m, "stop");
-        delayacct_restore(m);
         vmg_engine_state_free(m->engine);
         probers_free(m->probers, m->n_probers);
         vmg_shaper_free(m->shaper);
         vmg_svcprio_free(m->svcprio);
         vmg_blkiotune_free(m->bt);
         vmg_actuator_free(m->act);
+        vmg_sysctl_free(m->sysctl);
         vmg_journal_free(m->journal);
         vmg_libvirt_free(m->lv);
         vmg_monitor_free(m->mon);
@@ -354,6 +414,11 @@ struct vmg_manager *vmg_manager_free(struct vmg_manager *m) {
         free(m->host_file);
         free(m->tenants_dir);
         free(m->state_dir);
+        /* Last: the locks guard everything above, the restore included. */
+        if (m->state_lock_fd >= 0)
+                close(m->state_lock_fd);
+        if (m->host_lock_fd >= 0)
+                close(m->host_lock_fd);
         free(m);
         return NULL;
 }
@@ -484,7 +549,7 @@ int vmg_manager_tick(struct vmg_manager *m, uint64_t now_ns) {
                                              ? m->policy->tenants[a->tenant].name : "-";
                 r = 0;
                 if (!m->cfg.dry_run && vm)
-                        r = vmg_apply_action(&lv, &m->applied, vm, a);
+                        r = vmg_apply_action(&lv, &m->applied, vm, a, now_ns);
                 if (r < 0)
                         m->errors_total++;
                 m->actions_total++;
@@ -495,6 +560,10 @@ int vmg_manager_tick(struct vmg_manager *m, uint64_t now_ns) {
         free(acts);
         if (m->bt)
                 vmg_manager_on_blkiotune(m);
+        /* Desired limits not seen in force (a transient write error, a block I/O tune call
+         * that timed out) are put in force again, with backoff, until they are. */
+        if (!m->cfg.dry_run)
+                m->errors_total += vmg_apply_reconcile(&lv, &m->applied, m->mon, now_ns);
         m->last_tick_ns = now_ns;
         m->last_tick_duration_ns = now_mono_ns() - now_ns;
         write_status(m, now_ns);
@@ -554,12 +623,14 @@ void vmg_manager_on_blkiotune(struct vmg_manager *m) {
         struct vmg_blkiotune_result res[16];
         size_t n;
         while ((n = vmg_blkiotune_dispatch(m->bt, res, ARRAY_SIZE(res))) > 0) {
-                for (size_t i = 0; i < n; i++)
+                for (size_t i = 0; i < n; i++) {
+                        vmg_apply_blkiotune_done(&m->applied, &res[i], now_mono_ns());
                         if (res[i].r < 0) {
                                 m->errors_total++;
                                 log_warning_errno(res[i].r, "guest %s: block I/O tune %s of %s failed: %m",
                                                   res[i].uuid, res[i].param, res[i].disk);
                         }
+                }
                 if (n < ARRAY_SIZE(res))
                         break;
         }

@@ -18,15 +18,22 @@ struct vmg_manager_config {
         const char *proc_root;   /* NULL: /proc */
         const char *netns_dir;   /* NULL: /run/netns */
         const char *libvirt_run_dir; /* QEMU pid files; NULL: /run/libvirt/qemu (tests) */
+        const char *mountinfo;   /* NULL: /proc/self/mountinfo (tests) */
+        const char *lock_file;   /* the host-wide instance lock; NULL: VMG_LOCK_FILE */
         bool dry_run;            /* decide and log everything, change nothing */
         uint64_t tick_ns;        /* 0: the host policy's tick */
 };
 
 struct vmg_manager;
 
-/* Loads the policy, opens probes and actors, restores whatever a previous vmguard left
- * (crash or SIGKILL) before anything else, and lists the guests. Returns 0, or -errno with
- * the reason logged (bad policy, no cgroups, unwritable state dir, ...). */
+/* Unless dry_run: takes the host's and the state dir's instance locks (-EBUSY, logged with
+ * the running instance's pid, when another vmguardd holds either: nothing is touched then),
+ * opens the journal and puts back every original a previous vmguard left (crash or SIGKILL:
+ * cgroup values, block I/O tune, sysctls, services' cgroups) BEFORE anything that can fail
+ * for another reason: the policy is loaded only then, and libvirt listed after it, so a
+ * broken tenant file or a hung libvirtd never leaves a guest throttled. Then opens probes
+ * and actors and lists the guests. Returns 0, or -errno with the reason logged (bad policy
+ * with file:line:field, no cgroups, unwritable state dir, another instance, ...). */
 int vmg_manager_new(const struct vmg_manager_config *cfg, struct vmg_manager **ret);
 
 /* Puts back every value vmguard changed, then frees. Returns NULL. */

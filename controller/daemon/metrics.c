@@ -202,6 +202,10 @@ static const struct fam F_TENANTS = { "vmguard_tenants", "gauge", "Tenant polici
 static const struct fam F_VMS = { "vmguard_vms", "gauge", "Guests seen on this host." };
 static const struct fam F_VMS_THROTTLED = { "vmguard_vms_throttled", "gauge",
                                             "Guests with at least one noise limit in force." };
+static const struct fam F_OUT_OF_SYNC = { "vmguard_limits_out_of_sync", "gauge",
+                                          "Desired limits (guest x resource) not seen in force yet: a write failed or is unconfirmed; retried with backoff." };
+static const struct fam F_OUT_OF_SYNC_AGE = { "vmguard_limits_out_of_sync_oldest_seconds", "gauge",
+                                              "How long the oldest out-of-sync limit has been out of sync; 0 when none." };
 
 static void render_daemon(struct writer *w, const json_t *snap) {
         const json_t *d = json_object_get(snap, "daemon");
@@ -228,6 +232,8 @@ static void render_daemon(struct writer *w, const json_t *snap) {
         if (json_is_array(vms))
                 sample_double(w, &F_VMS, NULL, 0, (double) json_array_size(vms));
         sample_json(w, &F_VMS_THROTTLED, NULL, 0, json_object_get(d, "guests_throttled"));
+        sample_json(w, &F_OUT_OF_SYNC, NULL, 0, json_object_get(d, "limits_out_of_sync"));
+        sample_json(w, &F_OUT_OF_SYNC_AGE, NULL, 0, json_object_get(d, "limits_out_of_sync_oldest_seconds"));
 }
 
 /* ---- host ---- */

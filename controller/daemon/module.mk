@@ -4,7 +4,8 @@
 CTLSOCK_SRCS = controller/daemon/ctlsock.c
 METRICS_SRCS = controller/daemon/metrics.c controller/daemon/httpd.c
 DAEMON_SRCS = controller/daemon/vmguardd.c controller/daemon/manager.c controller/daemon/apply.c \
-	controller/daemon/snapshot.c controller/daemon/psitrigger.c $(CTLSOCK_SRCS) $(METRICS_SRCS)
+	controller/daemon/snapshot.c controller/daemon/psitrigger.c controller/daemon/lock.c \
+	$(CTLSOCK_SRCS) $(METRICS_SRCS)
 
 PROGRAMS += vmguardd
 vmguardd_SRCS = $(DAEMON_SRCS) $(ENGINE_SRCS) $(ACT_SRCS) $(MONITOR_SRCS) $(PROBER_SRCS) \
@@ -25,3 +26,14 @@ tests/tools/metrics_serve_SRCS = tests/tools/metrics_serve.c $(METRICS_SRCS) $(C
 #   make build/bench/metrics_cardinality && ./build/bench/metrics_cardinality 1000
 BENCHES += bench/metrics_cardinality
 bench/metrics_cardinality_SRCS = bench/metrics_cardinality.c controller/daemon/metrics.c $(COMMON_SRCS)
+
+# The manager's start-up order (restore first, one instance per host) on a fake tree.
+UNIT_TESTS += test_manager
+test_manager_SRCS = tests/unit/test_manager.c controller/daemon/manager.c controller/daemon/apply.c \
+	controller/daemon/snapshot.c controller/daemon/lock.c $(ENGINE_SRCS) $(ACT_SRCS) $(MONITOR_SRCS) \
+	$(PROBER_SRCS) $(POLICY_SRCS) $(COMMON_SRCS)
+
+# The applier's desired-state reconcile, with the actuator's write seam and fake libvirt calls.
+UNIT_TESTS += test_apply
+test_apply_SRCS = tests/unit/test_apply.c controller/daemon/apply.c $(ACT_SRCS) $(ENGINE_SRCS) \
+	$(MONITOR_SRCS) $(POLICY_SRCS) $(COMMON_SRCS)

@@ -123,6 +123,19 @@ json_t *vmg_snapshot_build(const struct vmg_snapshot_input *in, uint64_t now_ns,
                         json_object_set_new(o, "throttled_for_s", json_real((double) (now_ns - since) / 1e9));
                 if (vm->error)
                         json_object_set_new(o, "error", json_string(strerror(-vm->error)));
+                /* Resources whose desired limit is not seen in force, with how long. */
+                json_t *unsynced = json_object();
+                for (int k = 0; ap && !ap->unmanaged && k < VMG_RES_COUNT; k++)
+                        if (ap->sync[k].out)
+                                json_object_set_new(unsynced, vmg_resource_name(k),
+                                                    json_pack("{s:f, s:s}", "for_s",
+                                                              (double) (now_ns - ap->sync[k].since_ns) / 1e9,
+                                                              "error", ap->sync[k].error ? strerror(-ap->sync[k].error)
+                                                                                         : "not confirmed yet"));
+                if (json_object_size(unsynced))
+                        json_object_set_new(o, "out_of_sync", unsynced);
+                else
+                        json_decref(unsynced);
                 json_array_append_new(vms, o);
         }
 
@@ -180,6 +193,12 @@ json_t *vmg_snapshot_build(const struct vmg_snapshot_input *in, uint64_t now_ns,
                                    in->dry_run, "errors_total", (json_int_t) in->errors_total, "actions_total",
                                    acts, "libvirt_connected", in->libvirt_connected, "tenants",
                                    (int) in->policy->n_tenants, "guests_throttled", (int) throttled);
+        /* Desired limits not seen in force (apply.c retries them with backoff). */
+        uint64_t oldest = 0;
+        size_t unsynced = vmg_applied_out_of_sync(in->applied, &oldest);
+        json_object_set_new(daemon, "limits_out_of_sync", json_integer((json_int_t) unsynced));
+        json_object_set_new(daemon, "limits_out_of_sync_oldest_seconds",
+                            json_real(unsynced && now_ns > oldest ? (double) (now_ns - oldest) / 1e9 : 0.0));
         snprintf(status_line, status_size, "%zu guest(s), %zu throttled%s", vmg_monitor_n_vms(in->mon),
                  throttled, contended ? ", host contended" : "");
         json_t *tenants = json_array();

@@ -13,7 +13,9 @@
  *                 "last_tick_duration_seconds", "last_tick_age_seconds" (-1 before the first),
  *                 "dry_run", "errors_total", "actions_total": { ACTION: count } (throttle,
  *                 tighten, relax, release, cap), "libvirt_connected", "tenants",
- *                 "guests_throttled" },
+ *                 "guests_throttled", "limits_out_of_sync": desired limits (guest x
+ *                 resource) not seen in force yet, retried with backoff,
+ *                 "limits_out_of_sync_oldest_seconds": the oldest one's age, 0 when none },
  *   "host":     { "psi_cpu_some", "psi_io_some", "psi_io_full" (fractions 0..1),
  *                 "cpu_busy_frac", "iowait_frac", "contended" (bool), "contention" (the
  *                 engine's reason, "" when calm) },
@@ -25,7 +27,8 @@
  *   "vms":      [ { "name", "uuid", "tenant" (null: no tenant matches), "qemu_pid",
  *                 "throttled", "unmanaged", "sources" (which counter each figure came
  *                 from), "throttled_for_s" (when throttled), "error" (strerror of the last
- *                 sampling error),
+ *                 sampling error), "out_of_sync" (only when some desired limit is not
+ *                 seen in force: { RESOURCE: { "for_s", "error" } }),
  *                 "usage": { per-second rates: "cpu_cores", "vcpu_delay_frac",
  *                            "disk_{read,write}_bytes_per_s", "disk_{read,write}_iops",
  *                            "net_{tx,rx}_bits_per_s", "net_{tx,rx}_packets_per_s";

@@ -190,6 +190,7 @@ static void usage(FILE *out) {
                 "  --dry-run            decide and log everything, change nothing\n"
                 "  --cgroup-root DIR, --proc-root DIR, --netns-dir DIR   kernel paths (tests)\n"
                 "  --libvirt-run-dir DIR   QEMU pid files NAME.pid (default /run/libvirt/qemu; tests)\n"
+                "  --lock-file PATH     the one-instance-per-host lock (default " VMG_LOCK_FILE "; tests)\n"
                 "  -v, --verbose        debug logging\n");
 }
 
@@ -199,7 +200,7 @@ int main(int argc, char **argv) {
                 { "connect", required_argument, NULL, 'c' },  { "state-dir", required_argument, NULL, 's' },
                 { "tick", required_argument, NULL, 't' },     { "dry-run", no_argument, NULL, 'n' },
                 { "cgroup-root", required_argument, NULL, 'C' }, { "proc-root", required_argument, NULL, 'P' },
-                { "netns-dir", required_argument, NULL, 'N' }, { "libvirt-run-dir", required_argument, NULL, 'R' }, { "socket", required_argument, NULL, 'S' },
+                { "netns-dir", required_argument, NULL, 'N' }, { "libvirt-run-dir", required_argument, NULL, 'R' }, { "lock-file", required_argument, NULL, 'L' }, { "socket", required_argument, NULL, 'S' },
                 { "metrics", required_argument, NULL, 'M' }, { "metrics-textfile", required_argument, NULL, 'X' }, { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },           {},
         };
@@ -226,6 +227,7 @@ int main(int argc, char **argv) {
                 case 'P': cfg.proc_root = optarg; break;
                 case 'N': cfg.netns_dir = optarg; break;
                 case 'R': cfg.libvirt_run_dir = optarg; break;
+                case 'L': cfg.lock_file = optarg; break;
                 case 'S': ctl_path = optarg; break;
                 case 'M': metrics_addr = optarg; break;
                 case 'X': textfile = optarg; break;

@@ -380,13 +380,50 @@ static void test_v2_io(void) {
         struct vmg_io_limit lim2 = {VMG_IO_UNLIMITED, 5242880, VMG_IO_UNLIMITED, 100};
         CHECK_INT(vmg_act_set_io(f.a, &VM_A, 8, 0, &lim2), 1);
         CHECK_CONTAINS(get(f.cpu, VM_DIR "/io.max"), "8:0 rbps=max wbps=5242880 riops=max wiops=100\n");
-        const struct vmg_knob k = {"cgroup", "unified", VM_DIR "/io.max", "8:0"};
+        /* One entry per key vmguard changed (wbps, wiops), none for the keys already so. */
+        const struct vmg_knob k = {"cgroup", "unified", VM_DIR "/io.max", "8:0 wbps"};
         const struct vmg_journal_entry *e = vmg_journal_find(f.j, UUID_A, &k);
-        CHECK(e && strcmp(e->original, "rbps=max wbps=max riops=max wiops=max") == 0);
-        CHECK_INT(vmg_act_release(f.a, UUID_A), 2);
+        CHECK(e && strcmp(e->original, "max") == 0 && strcmp(e->written, "5242880") == 0);
+        const struct vmg_knob kr = {"cgroup", "unified", VM_DIR "/io.max", "8:0 rbps"};
+        CHECK(vmg_journal_find(f.j, UUID_A, &kr) == NULL);
+        CHECK_INT(vmg_act_release(f.a, UUID_A), 3);
         CHECK_STR(get(f.cpu, VM_DIR "/io.max"),
                   "8:16 rbps=2097152 wbps=max riops=max wiops=120\n"
                   "254:0 rbps=max wbps=1048576 riops=max wiops=max\n");
+        fixture_done(&f);
+}
+
+static void test_v2_io_per_key(void) {
+        T_CASE("v2 io.max: an admin's rbps set while vmguard holds wbps survives the release");
+        struct fixture f;
+        fixture_init(&f, 2);
+        struct vmg_io_limit lim = {VMG_IO_KEEP, 20971520, VMG_IO_KEEP, VMG_IO_KEEP};
+        CHECK_INT(vmg_act_set_io(f.a, &VM_A, 254, 0, &lim), 1);
+        /* The admin: echo "254:0 rbps=4194304" > io.max. */
+        put(f.cpu, VM_DIR "/io.max",
+            "8:16 rbps=2097152 wbps=max riops=max wiops=120\n"
+            "254:0 rbps=4194304 wbps=20971520 riops=max wiops=max\n");
+        /* vmguard tightens wbps: rbps is not taken for a value of its own. */
+        lim.wbps = 10485760;
+        CHECK_INT(vmg_act_set_io(f.a, &VM_A, 254, 0, &lim), 1);
+        CHECK_INT(vmg_act_release(f.a, UUID_A), 1);
+        CHECK_STR(get(f.cpu, VM_DIR "/io.max"),
+                  "8:16 rbps=2097152 wbps=max riops=max wiops=120\n"
+                  "254:0 rbps=4194304 wbps=1048576 riops=max wiops=max\n");
+        CHECK_INT(vmg_journal_count(f.j), 0);
+        fixture_done(&f);
+}
+
+static void test_v2_io_old_journal(void) {
+        T_CASE("v2 io.max: a whole-line entry of an older journal is still restored");
+        struct fixture f;
+        fixture_init(&f, 2);
+        const struct vmg_knob k = {"cgroup", "unified", VM_DIR "/io.max", "254:0"};
+        CHECK_INT(vmg_journal_record(f.j, UUID_A, "a", &k, "rbps=max wbps=1048576 riops=max wiops=max",
+                                     "rbps=max wbps=20971520 riops=max wiops=max"), 0);
+        put(f.cpu, VM_DIR "/io.max", "254:0 rbps=max wbps=20971520 riops=max wiops=max\n");
+        CHECK_INT(vmg_act_release(f.a, UUID_A), 1);
+        CHECK_STR(get(f.cpu, VM_DIR "/io.max"), "254:0 rbps=max wbps=1048576 riops=max wiops=max\n");
         fixture_done(&f);
 }
 
@@ -794,6 +831,8 @@ int main(void) {
         test_v2_cpu();
         test_v1_io();
         test_v2_io();
+        test_v2_io_per_key();
+        test_v2_io_old_journal();
         test_drift();
         test_crash_recovery();
         test_vanished();
