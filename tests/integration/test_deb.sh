@@ -55,6 +55,11 @@ check "ExecStart is /usr/sbin/vmguardd" grep -qE '^ExecStart=/usr/sbin/vmguardd(
 check "ExecStartPre checks the policy with /usr/bin/vmguard" grep -qx 'ExecStartPre=/usr/bin/vmguard policy check' "$UNIT"
 check "the unit allows AF_INET and AF_INET6 (metrics, DNS probe)" \
 	grep -qE '^RestrictAddressFamilies=.*AF_INET .*AF_INET6' "$UNIT"
+# Each of these would block a feature (the unit's comments say which): keep them out.
+for d in ProtectKernelTunables ProtectControlGroups RestrictNamespaces PrivateNetwork PrivateTmp PrivateDevices; do
+	check "the unit does not set $d" bash -c "! grep -qE '^$d=' '$UNIT'"
+done
+check "the unit leaves home directories readable (disk sources)" grep -qx 'ProtectHome=read-only' "$UNIT"
 check "the extracted vmguard runs" "$R/usr/bin/vmguard" --version
 check "the extracted vmguardd runs" "$R/usr/sbin/vmguardd" --help
 check "the extracted check_vmguard runs" "$R/usr/lib/nagios/plugins/check_vmguard" -V
