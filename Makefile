@@ -116,10 +116,24 @@ install: $(PROGRAM_BINS)
 	if [ -f policies/examples/host.json ] && [ ! -e $(DESTDIR)$(SYSCONFDIR)/vmguard/host.json ]; then \
 		install -m 0644 policies/examples/host.json $(DESTDIR)$(SYSCONFDIR)/vmguard/host.json; fi
 
+# `make deb`: the Debian package (debian/), built by dpkg-buildpackage in a copy of this tree
+# under build/deb/, so the build, its clean step and the .deb/.changes/.buildinfo it writes
+# to the parent directory all stay inside build/deb/; then lintian (errors fail the target).
+DEB_DIR := build/deb
+deb:
+	./lab/deps.sh deb
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
+	tar -c --exclude-vcs --exclude=./build --exclude=./build-asan --exclude=./build-fuzz \
+		--exclude=./lab/out --exclude=./bench/out . | tar -x -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && dpkg-buildpackage -b -uc -us
+	lintian --fail-on error --info $(DEB_DIR)/vmguard_*_$$(dpkg --print-architecture).deb
+	@ls -l $(DEB_DIR)/*.deb
+
 clean:
 	rm -rf build build-asan
 
-.PHONY: fresh all check run-tests unit asan deps demo bench install clean
+.PHONY: fresh all check run-tests unit asan deps demo bench install deb clean
 .DEFAULT_GOAL := all
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# Not under build/deb (`make deb`'s copy of the tree has its own build/ and a tenants.d).
+-include $(shell find $(BUILD) -path $(DEB_DIR) -prune -o -type f -name '*.d' -print 2>/dev/null)

@@ -13,6 +13,11 @@ pkgs=(
 if [ "${1:-}" = bench ]; then
         pkgs+=(collectd-core prometheus-libvirt-exporter linux-perf valgrind)
 fi
+# `lab/deps.sh deb`: also what `make deb` builds and checks the Debian package with
+# (dpkg-buildpackage, dh, lintian; no fakeroot: debian/control says Rules-Requires-Root: no).
+if [ "${1:-}" = deb ]; then
+        pkgs+=(debhelper dpkg-dev lintian)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
         st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
