@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <jansson.h>
+
+#include "common/json_alloc.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -574,8 +576,15 @@ int pol_get_fraction(struct parse_ctx *c, json_t *obj, const char *path, const c
 int pol_load_json(struct parse_ctx *c, json_t **ret) {
         /* Zeroed: jansson leaves the error code unset on some failed allocations. */
         json_error_t jerr = { 0 };
+        unsigned long failures = vmg_json_alloc_failures();
         json_t *root = json_loadb(c->buf, c->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
                                   &jerr);
+        /* A failed allocation inside jansson may have dropped a character of a value (see
+         * common/json_alloc.h): the file is fine, this parse is not. */
+        if (vmg_json_alloc_failures() != failures) {
+                json_decref(root);
+                return pol_oom(c);
+        }
         if (!root) {
                 if (json_error_code(&jerr) == json_error_out_of_memory)
                         return pol_oom(c);

@@ -1,3 +1,4 @@
+#include "common/json_alloc.h"
 #include "controller/act/journal.h"
 
 #include <errno.h>
@@ -86,32 +87,8 @@ static json_t *entry_to_json(const struct vmg_journal_entry *e) {
                          "previous", e->previous);
 }
 
-/* jansson 2.14 does not report every failed allocation: json_dumps() skips a key it could
- * not append and goes on ("": "0" in the file, which the next start refuses as corrupt), its
- * lexer drops a character it could not save ("write_bps_devie": restore then finds no such
- * file and forgets the original). So every allocation jansson makes is counted, and a load or
- * save during which one failed is -ENOMEM, whatever jansson returned. Its hook takes no user
- * data, hence a process-wide counter; no other module installs one. */
-static unsigned long json_alloc_failures;
-
-static void *json_counting_malloc(size_t n) {
-        void *p = malloc(n);
-        if (!p)
-                __atomic_fetch_add(&json_alloc_failures, 1, __ATOMIC_RELAXED);
-        return p;
-}
-
-static unsigned long json_failures(void) {
-        static bool hooked;
-        if (!hooked) {
-                json_set_alloc_funcs(json_counting_malloc, free);
-                hooked = true;
-        }
-        return __atomic_load_n(&json_alloc_failures, __ATOMIC_RELAXED);
-}
-
 static int journal_save(struct vmg_journal *j) {
-        unsigned long failures = json_failures();
+        unsigned long failures = vmg_json_alloc_failures();
         json_t *root = json_object(), *arr = json_array();
         char *text = NULL;
         int r = 0;
@@ -144,7 +121,7 @@ static int journal_save(struct vmg_journal *j) {
                 r = -ENOMEM;
                 goto out;
         }
-        if (json_failures() != failures) {
+        if (vmg_json_alloc_failures() != failures) {
                 r = log_error_errno(-ENOMEM, "journal: %s/%s not saved: out of memory while encoding it",
                                     j->dir, VMG_JOURNAL_FILE);
                 goto out;
@@ -233,9 +210,9 @@ static int journal_load(struct vmg_journal *j) {
                                        VMG_JOURNAL_FILE);
         }
         json_error_t err = { 0 }; /* jansson leaves the code unset on some failed allocations */
-        unsigned long failures = json_failures();
+        unsigned long failures = vmg_json_alloc_failures();
         json_t *root = json_loadfd(fd, 0, &err);
-        if (!root && (json_failures() != failures || json_error_code(&err) == json_error_out_of_memory))
+        if (!root && (vmg_json_alloc_failures() != failures || json_error_code(&err) == json_error_out_of_memory))
                 return log_error_errno(-ENOMEM, "journal: %s/%s: out of memory while reading it",
                                        j->dir, VMG_JOURNAL_FILE);
         if (!root)
@@ -269,7 +246,7 @@ static int journal_load(struct vmg_journal *j) {
         }
 out:
         json_decref(root);
-        if (json_failures() != failures)
+        if (vmg_json_alloc_failures() != failures)
                 r = log_error_errno(-ENOMEM, "journal: %s/%s: out of memory while reading it",
                                     j->dir, VMG_JOURNAL_FILE);
         return r;

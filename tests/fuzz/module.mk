@@ -23,7 +23,7 @@ FUZZ_CC ?= clang
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=gnu11 $(WARN) -O1 -g $(FUZZ_SAN) -I. $(PKG_CFLAGS) -MMD -MP
 
-FUZZ_UTIL_SRCS := tests/fuzz/fuzz_util.c common/log.c common/fileio.c
+FUZZ_UTIL_SRCS := tests/fuzz/fuzz_util.c common/log.c common/fileio.c common/json_alloc.c
 fuzz_srcs_policy := policies/policy.c policies/parse.c policies/tenant.c policies/host.c \
 	policies/load.c policies/resources.c
 fuzz_srcs_units := policies/resources.c
@@ -74,7 +74,7 @@ FUZZ_REG_SRCS := tests/unit/test_fuzz_regressions.c tests/fuzz/fuzz_util.c \
 	policies/policy.c policies/parse.c policies/tenant.c policies/host.c policies/load.c \
 	policies/resources.c probes/procfs.c probes/cgroup.c probes/domxml.c \
 	controller/act/journal.c controller/engine/engine.c controller/engine/service_health.c \
-	controller/daemon/metrics.c common/log.c common/fileio.c
+	controller/daemon/metrics.c common/log.c common/fileio.c common/json_alloc.c
 UNIT_TESTS += test_fuzz_regressions
 test_fuzz_regressions_SRCS = $(FUZZ_REG_SRCS)
 

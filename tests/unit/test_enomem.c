@@ -80,7 +80,6 @@ static const char *verdict(int r) {
 
 /* Open since issue #9 (RELIABILITY.md, ENOMEM row): jansson reports some of its allocation
  * failures while parsing as a syntax error. */
-#define POLICY_OOM "policy.c: jansson parse failures under OOM come out as -EINVAL \"invalid JSON\""
 
 static unsigned long total_points, total_enomem, total_absorbed, xfails;
 
@@ -229,7 +228,10 @@ static int policy_check(void *ud, int r) {
         struct policy_op *o = ud;
         if (r < 0)
                 return o->p == (struct vmg_policy *) 0x1 ? r : E_TOUCHED;
-        bool eq = same(&o->ref, policy_text(o->p));
+        char *now = policy_text(o->p);
+        if (getenv("VMG_ENOMEM_DEBUG") && o->ref && now && strcmp(o->ref, now) != 0)
+                printf("--- reference:\n%s--- got:\n%s", o->ref, now);
+        bool eq = same(&o->ref, now);
         o->p = vmg_policy_free(o->p);
         return eq ? 0 : E_WRONG_OUTPUT;
 }
@@ -770,13 +772,13 @@ int main(void) {
 
         /* Policy: the test fixtures (several tenants, globs, UUIDs, services) and ours. */
         struct policy_op po1 = { .host = "tests/fixtures/policy/good/host.json", .dir = "tests/fixtures/policy/good/tenants.d" };
-        drive(&(struct op) { "vmg_policy_load (tests/fixtures/policy/good)", NULL, policy_run, policy_check, 0, &po1, -EINVAL, POLICY_OOM });
+        drive(&(struct op) { "vmg_policy_load (tests/fixtures/policy/good)", NULL, policy_run, policy_check, 0, &po1, 0, NULL });
         free(po1.ref);
         struct policy_op po2 = { .host = "policies/examples/host.json", .dir = "policies/examples/tenants.d" };
-        drive(&(struct op) { "vmg_policy_load (policies/examples)", NULL, policy_run, policy_check, 0, &po2, -EINVAL, POLICY_OOM });
+        drive(&(struct op) { "vmg_policy_load (policies/examples)", NULL, policy_run, policy_check, 0, &po2, 0, NULL });
         free(po2.ref);
         struct policy_op po3 = { .host = pol_host, .dir = pol_dir };
-        drive(&(struct op) { "vmg_policy_load (acme)", NULL, policy_run, policy_check, 0, &po3, -EINVAL, POLICY_OOM });
+        drive(&(struct op) { "vmg_policy_load (acme)", NULL, policy_run, policy_check, 0, &po3, 0, NULL });
         free(po3.ref);
 
         static const char *domxmls[] = { "file-disk.xml", "block-lv.xml", "network-disk.xml", "test-driver.xml" };

@@ -10,7 +10,7 @@ V2GUEST_DIR := build/v2guest
 V2GUEST_BIN := $(V2GUEST_DIR)/v2_selftest
 V2GUEST_SRCS := tests/v2guest/v2_selftest.c tests/v2guest/journal_shim.c \
 	probes/cgroup.c probes/procfs.c probes/rates.c \
-	controller/act/actuator.c controller/act/journal.c common/log.c common/fileio.c
+	controller/act/actuator.c controller/act/journal.c common/log.c common/fileio.c common/json_alloc.c
 V2GUEST_CFLAGS := -std=gnu11 $(WARN) -O2 -g -I. -MMD -MP
 # Debian ships libjansson.a but no libsystemd.a: journal_shim.c stands in for the one
 # libsystemd symbol log.c uses.
