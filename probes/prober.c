@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,7 +32,8 @@ struct vmg_prober {
         uint64_t sent_mono_ns;
         double last_ms;
         double waiting_ms;
-        uint64_t sent, answered;
+        unsigned lost_run; /* queries lost in a row, since the last answer */
+        uint64_t sent, answered, lost;
         int last_err;
 };
 
@@ -160,6 +162,14 @@ int vmg_prober_new(const char *spec, const char *netns_path, struct vmg_prober *
                 vmg_prober_free(p);
                 return r;
         }
+        /* Connected, the kernel drops every datagram not from the service's address and
+         * port: an answer forged by another local process or a guest (to hide how slow
+         * the service really is) never reaches collect(). */
+        if (connect(p->fd, (struct sockaddr *) &p->addr, p->addrlen) < 0) {
+                r = -errno;
+                vmg_prober_free(p);
+                return log_error_errno(r, "DNS probe %s: cannot connect the socket: %m", spec);
+        }
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         p->next_id = (uint16_t) (ts.tv_nsec ^ getpid());
@@ -178,6 +188,14 @@ struct vmg_prober *vmg_prober_free(struct vmg_prober *p) {
 
 static double ts_diff_ms(const struct timespec *a, const struct timespec *b) {
         return (double) (b->tv_sec - a->tv_sec) * 1e3 + (double) (b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+/* An unpredictable id: a forger on the service's own address must also guess it. */
+static uint16_t new_id(struct vmg_prober *p) {
+        uint16_t id;
+        if (getrandom(&id, sizeof id, GRND_NONBLOCK) == (ssize_t) sizeof id)
+                return id;
+        return p->next_id++; /* no entropy yet at early boot: the connected socket still holds */
 }
 
 static void collect(struct vmg_prober *p) {
@@ -216,25 +234,46 @@ static void collect(struct vmg_prober *p) {
                 p->waiting_ms = -1;
                 p->outstanding = false;
                 p->answered++;
+                if (p->lost_run >= VMG_PROBER_LOST_RUN)
+                        log_info("DNS probe %s: answered again after %u lost queries", p->spec, p->lost_run);
+                p->lost_run = 0;
         }
 }
 
 int vmg_prober_tick(struct vmg_prober *p, uint64_t now_ns) {
         collect(p);
         if (p->outstanding) {
-                /* No answer within a tick: the service is this slow at least. */
-                p->waiting_ms = (double) (now_ns - p->sent_mono_ns) / 1e6;
-                /* Keep waiting for it rather than stacking queries on a stuck service. */
-                return 0;
+                double waited_ms = now_ns > p->sent_mono_ns ? (double) (now_ns - p->sent_mono_ns) / 1e6 : 0;
+                if (waited_ms < VMG_PROBER_TIMEOUT_MS) {
+                        /* No answer within a tick: the service is this slow at least. Keep
+                         * waiting rather than stacking queries on a stuck service. */
+                        p->waiting_ms = waited_ms;
+                        return 0;
+                }
+                /* Lost: one bad sample of exactly the cap, then a fresh query. Its answer,
+                 * should it still come, carries the old id and is ignored. */
+                p->outstanding = false;
+                p->waiting_ms = -1;
+                p->lost++;
+                p->lost_run++;
+                p->last_ms = VMG_PROBER_TIMEOUT_MS;
+                if (p->lost_run == VMG_PROBER_LOST_RUN) {
+                        log_warning("DNS probe %s: %u queries in a row unanswered within %d ms: the "
+                                    "service is unreachable, not slow; its probe latency counts as no "
+                                    "data until it answers again",
+                                    p->spec, p->lost_run, VMG_PROBER_TIMEOUT_MS);
+                }
+                if (p->lost_run >= VMG_PROBER_LOST_RUN)
+                        p->last_ms = -1;
         }
         uint8_t q[300];
-        uint16_t id = p->next_id++;
+        uint16_t id = new_id(p);
         int len = vmg_dns_query_encode(p->name, id, q, sizeof q);
         if (len < 0)
                 return len;
         clock_gettime(CLOCK_REALTIME, &p->sent_rt);
         p->sent_mono_ns = now_ns;
-        if (sendto(p->fd, q, (size_t) len, 0, (struct sockaddr *) &p->addr, p->addrlen) < 0) {
+        if (send(p->fd, q, (size_t) len, 0) < 0) {
                 int r = -errno;
                 if (r != p->last_err)
                         log_warning_errno(r, "DNS probe %s: cannot send: %m", p->spec);
@@ -256,3 +295,4 @@ double vmg_prober_latency_ms(const struct vmg_prober *p) {
 
 uint64_t vmg_prober_sent(const struct vmg_prober *p) { return p->sent; }
 uint64_t vmg_prober_answered(const struct vmg_prober *p) { return p->answered; }
+uint64_t vmg_prober_lost(const struct vmg_prober *p) { return p->lost; }

@@ -1,5 +1,6 @@
-/* /metrics over libmicrohttpd in external epoll mode, driven by the daemon's sd-event
- * loop. The listen socket is ours (bind errors come back as a precise -errno and the
+/* /metrics over libmicrohttpd in external epoll mode (no threads of its own: MHD only runs
+ * inside vmg_httpd_dispatch(), on the daemon's sd-event loop), serving the text the
+ * daemon published at its last tick. The listen socket is ours (bind errors come back as a precise -errno and the
  * logged address), then handed to MHD, which closes it on stop. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,19 +20,42 @@
 #include "controller/daemon/httpd.h"
 #include "controller/daemon/metrics.h"
 
-/* Prometheus scrapes with a handful of connections at most; a small cap keeps a
- * misbehaving client from tying up the daemon's loop and fds. */
-#define MAX_CONNECTIONS 16
-/* Seconds an idle or slow client may hold a connection. Prometheus' default scrape
- * timeout is 10 s; keep-alive connections between scrapes are closed after this. */
+/* Prometheus scrapes with one connection per server (two in an HA pair); the cap bounds
+ * the fds a local user can make the daemon hold. Over it MHD stops accepting and new
+ * clients wait in the listen backlog until a slot frees (at most HEAD_DEADLINE_USEC). With
+ * 16 the slowloris test's 20 trickling clients locked every scrape out for the whole
+ * attack. */
+#define MAX_CONNECTIONS 64
+/* One address may hold half the slots: a remote Prometheus always finds one free, however
+ * many connections a single local or remote address opens. */
+#define MAX_CONNECTIONS_PER_IP 32
+/* Seconds a connection may sit idle (MHD's own timer, reset by any byte): keep-alive
+ * connections between scrapes go after this. Prometheus' default scrape timeout is 10 s. */
 #define CONNECTION_TIMEOUT_S 15
-/* A scrape renders in a few ms at 1000 guests (docs/FLEET.md); queue a few at once. */
-#define LISTEN_BACKLOG 16
+/* MHD's idle timer is reset by every byte, so a client trickling a byte a second holds its
+ * slot for ever (slowloris). A full request head must arrive within this much of the
+ * connection's start or of the previous answer (nginx' client_header_timeout, Apache's
+ * mod_reqtimeout); Prometheus sends its whole GET in one segment. A keep-alive connection
+ * idle longer than this is closed too; the next scrape reconnects (one handshake). */
+#define HEAD_DEADLINE_USEC (3 * USEC_PER_SEC)
+/* Requests are answered from the last published text, in microseconds; queue a few. */
+#define LISTEN_BACKLOG 64
+
+/* A connection waiting for its request head since `since` (CLOCK_MONOTONIC usec); 0 while
+ * a request is being answered. */
+struct conn {
+        struct conn *next, **pprev;
+        int fd;
+        uint64_t since;
+        bool cut;
+};
 
 struct vmg_httpd {
         struct MHD_Daemon *mhd;
-        vmg_httpd_snapshot_fn snapshot;
-        void *userdata;
+        /* The last published exposition, shared by every connection (MHD counts its
+         * references: a slow reader keeps the old text alive after a publish). */
+        struct MHD_Response *current;
+        struct conn *conns;
         char addr[64]; /* as given, for logs */
         uint16_t port;
         sd_event_source *io, *timer;
@@ -95,6 +119,73 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
         return r;
 }
 
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+        struct vmg_httpd *h = cls;
+        if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+                const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+                struct conn *k = calloc(1, sizeof *k);
+                if (!k || !i) {
+                        /* Not tracked, so no head deadline: MHD's idle timeout still ends it. */
+                        free(k);
+                        *socket_context = NULL;
+                        return;
+                }
+                k->fd = i->connect_fd;
+                k->since = now_usec();
+                k->next = h->conns;
+                if (h->conns)
+                        h->conns->pprev = &k->next;
+                k->pprev = &h->conns;
+                h->conns = k;
+                *socket_context = k;
+        } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+                struct conn *k = *socket_context;
+                if (!k)
+                        return;
+                *k->pprev = k->next;
+                if (k->next)
+                        k->next->pprev = k->pprev;
+                free(k);
+                *socket_context = NULL;
+        }
+}
+
+/* The answer is sent: the deadline for the next request head on this connection starts. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+        (void) cls;
+        (void) con_cls;
+        (void) toe;
+        const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        struct conn *k = i ? i->socket_context : NULL;
+        if (k)
+                k->since = now_usec();
+}
+
+/* Cuts every connection whose request head is overdue: shutdown() makes MHD read EOF and
+ * close it on its next run. Returns the usec until the next deadline, UINT64_MAX if none. */
+static uint64_t cut_slow(struct vmg_httpd *h) {
+        uint64_t now = now_usec(), next = UINT64_MAX;
+        for (struct conn *k = h->conns; k; k = k->next) {
+                if (k->cut || k->since == 0)
+                        continue;
+                if (now - k->since >= HEAD_DEADLINE_USEC) {
+                        log_debug("metrics %s: a client sent no full request within %llu s: closing it", h->addr,
+                                  HEAD_DEADLINE_USEC / USEC_PER_SEC);
+                        (void) shutdown(k->fd, SHUT_RDWR);
+                        k->cut = true;
+                } else if (k->since + HEAD_DEADLINE_USEC - now < next)
+                        next = k->since + HEAD_DEADLINE_USEC - now;
+        }
+        return next;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
@@ -109,6 +200,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
          * body (MHD then closes that connection, which is what we want). */
         if (readonly && !*con_cls) {
                 *con_cls = &seen;
+                const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+                struct conn *k = i ? i->socket_context : NULL;
+                if (k)
+                        k->since = 0; /* the head is in; the answer is MHD's to send */
                 return MHD_YES;
         }
         *upload_data_size = 0;
@@ -117,28 +212,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!readonly)
                 return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "Method not allowed: /metrics is read-only (GET, HEAD).\n");
 
-        json_t *snap = h->snapshot(h->userdata);
-        if (!snap) {
-                log_warning("metrics %s: no snapshot to serve, answering 500", h->addr);
-                return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "vmguard: no snapshot available\n");
-        }
+        /* Nothing is built here: the text was rendered at the end of the last tick. A scrape
+         * costs a reference count, not the 135 ms snapshot of 1000 guests it cost when each
+         * GET built one on the loop thread. */
+        if (!h->current)
+                return reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "vmguard: no tick has completed yet\n");
+        return MHD_queue_response(c, MHD_HTTP_OK, h->current);
+}
+
+int vmg_httpd_publish(struct vmg_httpd *h, const json_t *snapshot) {
         char *buf = NULL;
         size_t len = 0;
-        int r = vmg_metrics_render_buf(snap, &buf, &len);
-        json_decref(snap);
-        if (r < 0) {
-                log_warning_errno(r, "metrics %s: cannot render the snapshot, answering 500: %m", h->addr);
-                return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "vmguard: cannot render metrics\n");
-        }
+        int r = vmg_metrics_render_buf(snapshot, &buf, &len);
+        if (r < 0)
+                return log_warning_errno(r, "metrics %s: cannot render the snapshot, serving the previous one: %m",
+                                         h->addr);
         struct MHD_Response *resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
         if (!resp) {
                 free(buf);
-                return MHD_NO;
+                return -ENOMEM;
         }
         (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, VMG_METRICS_CONTENT_TYPE);
-        enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
-        MHD_destroy_response(resp);
-        return ret;
+        if (h->current)
+                MHD_destroy_response(h->current); /* freed once the last reader is done */
+        h->current = resp;
+        return 0;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -151,8 +249,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
         log_warning("metrics %s: %s", h->addr, msg);
 }
 
-int vmg_httpd_new(const char *addr, vmg_httpd_snapshot_fn snapshot, void *userdata, struct vmg_httpd **ret) {
-        if (!snapshot || !ret)
+int vmg_httpd_new(const char *addr, struct vmg_httpd **ret) {
+        if (!ret)
                 return -EINVAL;
         if (!addr)
                 addr = VMG_HTTPD_DEFAULT_LISTEN;
@@ -164,8 +262,6 @@ int vmg_httpd_new(const char *addr, vmg_httpd_snapshot_fn snapshot, void *userda
         _cleanup_free_ struct vmg_httpd *h = calloc(1, sizeof *h);
         if (!h)
                 return -ENOMEM;
-        h->snapshot = snapshot;
-        h->userdata = userdata;
         snprintf(h->addr, sizeof h->addr, "%s", addr);
 
         _cleanup_close_ int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -193,6 +289,9 @@ int vmg_httpd_new(const char *addr, vmg_httpd_snapshot_fn snapshot, void *userda
                                   MHD_OPTION_LISTEN_SOCKET, fd,
                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned) MAX_CONNECTIONS,
                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) CONNECTION_TIMEOUT_S,
+                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned) MAX_CONNECTIONS_PER_IP,
+                                  MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                                   MHD_OPTION_END);
         if (!h->mhd)
                 return log_error_errno(EIO, "metrics %s: libmicrohttpd did not start (epoll mode)", addr);
@@ -210,18 +309,19 @@ int vmg_httpd_fd(const struct vmg_httpd *h) {
 uint16_t vmg_httpd_port(const struct vmg_httpd *h) { return h->port; }
 
 int vmg_httpd_dispatch(struct vmg_httpd *h) {
+        (void) cut_slow(h);
         if (MHD_run(h->mhd) != MHD_YES)
                 return log_warning_errno(EIO, "metrics %s: MHD_run failed", h->addr);
         return 0;
 }
 
 uint64_t vmg_httpd_timeout_usec(struct vmg_httpd *h) {
+        uint64_t head = cut_slow(h);
         MHD_UNSIGNED_LONG_LONG ms;
         if (MHD_get_timeout(h->mhd, &ms) != MHD_YES)
-                return UINT64_MAX;
-        if (ms > UINT64_MAX / 1000)
-                return UINT64_MAX - 1;
-        return (uint64_t) ms * 1000;
+                return head;
+        uint64_t t = ms > UINT64_MAX / 1000 ? UINT64_MAX - 1 : (uint64_t) ms * 1000;
+        return t < head ? t : head;
 }
 
 static int rearm(struct vmg_httpd *h) {
@@ -275,7 +375,9 @@ struct vmg_httpd *vmg_httpd_free(struct vmg_httpd *h) {
         h->io = sd_event_source_disable_unref(h->io);
         h->timer = sd_event_source_disable_unref(h->timer);
         if (h->mhd)
-                MHD_stop_daemon(h->mhd);
+                MHD_stop_daemon(h->mhd); /* closes every connection: on_connection frees its conn */
+        if (h->current)
+                MHD_destroy_response(h->current);
         free(h);
         return NULL;
 }

@@ -1,10 +1,16 @@
 /* The read-only /metrics endpoint (libmicrohttpd). It runs inside the daemon's one
- * sd-event loop and never in a thread of its own: each scrape asks the daemon for a fresh
- * snapshot, and the daemon's state is not locked. MHD is started in external epoll mode;
- * the loop watches one fd and calls dispatch when it is readable or the timeout passes.
+ * sd-event loop and never in a thread of its own. A scrape builds nothing: it is answered
+ * with the text the daemon rendered once at the end of its last tick
+ * (vmg_httpd_publish()), so slow or many clients cost no snapshot work on the loop. MHD is
+ * started in external epoll mode; the loop watches one fd and calls dispatch when it is
+ * readable or the timeout passes.
  *
- * GET and HEAD on /metrics: 200, Content-Type VMG_METRICS_CONTENT_TYPE. Other paths: 404.
- * Other methods: 405 with "Allow: GET, HEAD". A snapshot or render failure: 500. */
+ * Bounds (httpd.c): 64 connections, 32 per client address, 15 s idle, and a full request
+ * head within 3 s of connecting or of the previous answer (a client trickling bytes is
+ * cut off: slowloris).
+ *
+ * GET and HEAD on /metrics: 200, Content-Type VMG_METRICS_CONTENT_TYPE; 503 before the
+ * first publish. Other paths: 404. Other methods: 405 with "Allow: GET, HEAD". */
 #pragma once
 #include <jansson.h>
 #include <stdint.h>
@@ -15,20 +21,20 @@
 
 struct vmg_httpd;
 
-/* Returns a new reference to the snapshot to serve (the caller of this callback decrefs
- * it), or NULL when none can be made (the scrape gets a 500). */
-typedef json_t *(*vmg_httpd_snapshot_fn)(void *userdata);
 
 /* Parses "ADDR:PORT" with a numeric IPv4 address, or "[ADDR]:PORT" with an IPv6 one
  * ("[::1]:9877"). No host names: the daemon does no DNS. Port 0 means "any free port"
  * (tests). Returns 0 and fills *ret and *ret_len, or -EINVAL. */
 int vmg_httpd_parse_listen(const char *addr, struct sockaddr_storage *ret, socklen_t *ret_len);
 
-/* Binds addr (NULL: VMG_HTTPD_DEFAULT_LISTEN) and starts MHD without threads. snapshot
- * is called once per scrape with userdata. Returns 0 and *ret, -EINVAL for a bad
+/* Binds addr (NULL: VMG_HTTPD_DEFAULT_LISTEN) and starts MHD without threads. Returns 0 and *ret, -EINVAL for a bad
  * address, the bind()/listen() -errno (e.g. -EADDRINUSE, logged with the address), or
  * -ENOMEM / -EIO when MHD cannot start. */
-int vmg_httpd_new(const char *addr, vmg_httpd_snapshot_fn snapshot, void *userdata, struct vmg_httpd **ret);
+int vmg_httpd_new(const char *addr, struct vmg_httpd **ret);
+/* Renders snapshot (not kept) and serves that text from now on. A response being sent
+ * keeps the text it started with. Returns 0; on -EINVAL/-ENOMEM (logged) the previous text
+ * stays served. */
+int vmg_httpd_publish(struct vmg_httpd *h, const json_t *snapshot);
 
 /* The fd to watch for EPOLLIN (MHD's epoll fd: readable whenever any client or the listen
  * socket needs work). Always >= 0 for a started server. */

@@ -51,6 +51,7 @@ struct vmg_manager {
         int host_lock_fd, state_lock_fd; /* -1: not held (dry run) */
         struct vmg_engine_state *engine;
         struct vmg_prober **probers; /* parallel to policy->host.services; NULL entries */
+        json_t *last_snapshot; /* built once at the end of each tick; NULL before the first */
         size_t n_probers;
         struct vmg_applied_set applied;
         int cgroup_version;
@@ -419,6 +420,7 @@ struct vmg_manager *vmg_manager_free(struct vmg_manager *m) {
                 close(m->state_lock_fd);
         if (m->host_lock_fd >= 0)
                 close(m->host_lock_fd);
+        json_decref(m->last_snapshot);
         free(m);
         return NULL;
 }
@@ -447,9 +449,15 @@ json_t *vmg_manager_snapshot(struct vmg_manager *m, uint64_t now_ns) {
 }
 
 /* The snapshot also lands in the state directory each tick, for `vmguard status` when the
- * socket is not reachable and for node_exporter-style scrapers. tmpfs: cheap. */
+ * socket is not reachable and for node_exporter-style scrapers. tmpfs: cheap. It is kept
+ * for the /metrics text and the textfile, so a tick builds one snapshot, not one per
+ * consumer or per scrape. */
 static void write_status(struct vmg_manager *m, uint64_t now_ns) {
         json_t *root = vmg_manager_snapshot(m, now_ns);
+        if (root) {
+                json_decref(m->last_snapshot);
+                m->last_snapshot = json_incref(root);
+        }
         if (m->cfg.dry_run && access(m->state_dir, W_OK) < 0) {
                 json_decref(root);
                 return;
@@ -638,4 +646,5 @@ void vmg_manager_on_blkiotune(struct vmg_manager *m) {
 
 uint64_t vmg_manager_tick_ns(const struct vmg_manager *m) { return m->tick_ns; }
 const char *vmg_manager_status_line(struct vmg_manager *m) { return m->status; }
+const json_t *vmg_manager_last_snapshot(const struct vmg_manager *m) { return m->last_snapshot; }
 const struct vmg_policy *vmg_manager_policy(const struct vmg_manager *m) { return m->policy; }

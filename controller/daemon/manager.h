@@ -62,6 +62,9 @@ void vmg_manager_on_blkiotune(struct vmg_manager *m);
 /* The status snapshot at now_ns: its JSON contract is in controller/daemon/snapshot.h.
  * Also refreshes the sd_notify status line. The caller owns it. */
 json_t *vmg_manager_snapshot(struct vmg_manager *m, uint64_t now_ns);
+/* The snapshot built at the end of the last tick that got that far (borrowed: valid until
+ * the next tick or vmg_manager_free()); NULL before the first. */
+const json_t *vmg_manager_last_snapshot(const struct vmg_manager *m);
 
 /* The policy in force (replaced on a successful reload: do not keep it across ticks). */
 const struct vmg_policy *vmg_manager_policy(const struct vmg_manager *m);

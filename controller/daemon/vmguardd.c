@@ -41,14 +41,6 @@ struct daemon {
  * lasts, but two files may fire together and a tick costs a full sample. */
 #define EARLY_TICK_MIN_GAP_USEC 200000u
 
-static json_t *metrics_snapshot(void *userdata) {
-        struct daemon *d = userdata;
-        uint64_t now;
-        if (sd_event_now(d->ev, CLOCK_MONOTONIC, &now) < 0)
-                return NULL;
-        return vmg_manager_snapshot(d->mgr, now * 1000);
-}
-
 /* The control socket's requests: a fresh snapshot, which ctlsock turns into the answer. */
 static json_t *on_ctl_request(const json_t *req, void *userdata) {
         struct daemon *d = userdata;
@@ -69,12 +61,14 @@ static void run_tick(struct daemon *d, uint64_t usec) {
         d->last_tick_usec = usec;
         (void) vmg_manager_tick(d->mgr, usec * 1000);
         (void) sd_notifyf(false, "STATUS=%s", vmg_manager_status_line(d->mgr));
+        /* The tick's own snapshot, rendered once here: a scrape only hands out this text. */
+        const json_t *snap = vmg_manager_last_snapshot(d->mgr);
+        if (d->httpd && snap)
+                (void) vmg_httpd_publish(d->httpd, snap);
         if (d->textfile) {
-                json_t *snap = vmg_manager_snapshot(d->mgr, usec * 1000);
                 int r = snap ? vmg_metrics_write_textfile(snap, d->textfile) : -ENOMEM;
                 if (r < 0)
                         log_warning_errno(r, "cannot write metrics to %s: %m", d->textfile);
-                json_decref(snap);
         }
 }
 
@@ -277,7 +271,7 @@ int main(int argc, char **argv) {
             (r = sd_event_add_signal(d.ev, NULL, SIGHUP, on_sighup, &d)) < 0)
                 goto out;
         if (metrics_addr) {
-                r = vmg_httpd_new(metrics_addr, metrics_snapshot, &d, &d.httpd);
+                r = vmg_httpd_new(metrics_addr, &d.httpd);
                 if (r >= 0)
                         r = vmg_httpd_attach(d.httpd, d.ev);
                 if (r < 0) {

@@ -117,3 +117,33 @@ finish() {
 # Each is a check, so a machine that cannot provide them fails loudly instead of skipping.
 need_libvirtd() { check "libvirtd answers (lab/libvirtd.sh start)" "$T_ROOT/lab/libvirtd.sh" start; }
 need_lab_image() { check "lab guest image built (lab/image.sh)" "$T_ROOT/lab/image.sh"; }
+
+# free_port: a TCP port nobody listens on (for a daemon under test on 127.0.0.1).
+free_port() {
+	local p i
+	for i in $(seq 100); do
+		p=$((20000 + RANDOM % 30000))
+		[ -z "$(ss -Hltn "sport = :$p")" ] && { echo "$p"; return 0; }
+	done
+	return 1
+}
+# Stops a process this test started: TERM, then KILL if it has not gone after 5 s.
+stop_pid() {
+	kill "$1" 2>/dev/null || return 0
+	local i
+	for i in $(seq 50); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -9 "$1" 2>/dev/null
+}
+# wait_for SECONDS CMD...: polls CMD every 0.2 s until it succeeds.
+wait_for() {
+	local n=$(($1 * 5)) i
+	shift
+	for i in $(seq "$n"); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	return 1
+}

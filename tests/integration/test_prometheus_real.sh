@@ -122,34 +122,6 @@ for b in "$D" "$SERVE"; do
 	[ -x "$b" ] || { t_fail "$b built (make $b)"; finish; }
 done
 
-free_port() {
-	local p i
-	for i in $(seq 100); do
-		p=$((20000 + RANDOM % 30000))
-		[ -z "$(ss -Hltn "sport = :$p")" ] && { echo "$p"; return 0; }
-	done
-	return 1
-}
-# Stops a process this test started: TERM, then KILL if it has not gone after 5 s.
-stop_pid() {
-	kill "$1" 2>/dev/null || return 0
-	local i
-	for i in $(seq 50); do
-		kill -0 "$1" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	kill -9 "$1" 2>/dev/null
-}
-# wait_for SECONDS CMD...: polls CMD every 0.2 s until it succeeds.
-wait_for() {
-	local n=$(($1 * 5)) i
-	shift
-	for i in $(seq "$n"); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.2
-	done
-	return 1
-}
 mport=$(free_port) && pport=$(free_port) || { t_fail "free ports on 127.0.0.1"; finish; }
 [ "$mport" != "$pport" ] || pport=$((mport + 1))
 

@@ -1,6 +1,7 @@
 /* Test aid: serves a snapshot JSON file on /metrics through the real httpd module and an
- * sd-event loop, as vmguardd does. The file is re-read on every scrape, so a test can
- * point it at a running vmguardd's STATE_DIR/status.json.
+ * sd-event loop, as vmguardd does. The file is re-read and published every second (as
+ * vmguardd publishes at each tick), so a test can point it at a running vmguardd's
+ * STATE_DIR/status.json.
  *
  *   metrics_serve --listen 127.0.0.1:0 --snapshot FILE [--textfile OUT.prom]
  *
@@ -16,12 +17,29 @@
 #include "controller/daemon/httpd.h"
 #include "controller/daemon/metrics.h"
 
-static json_t *load_snapshot(void *userdata) {
+static json_t *load_snapshot(const char *userdata) {
         json_error_t err;
         json_t *j = json_load_file(userdata, 0, &err);
         if (!j)
                 log_warning("metrics_serve: %s:%d: %s", (const char *) userdata, err.line, err.text);
         return j;
+}
+
+struct serve {
+        const char *file;
+        struct vmg_httpd *h;
+};
+
+static int publish(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct serve *sv = userdata;
+        json_t *j = load_snapshot(sv->file);
+        if (j)
+                (void) vmg_httpd_publish(sv->h, j);
+        json_decref(j);
+        if (!s)
+                return 0;
+        (void) sd_event_source_set_time(s, usec + 1000000);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
 int main(int argc, char **argv) {
@@ -46,7 +64,7 @@ int main(int argc, char **argv) {
                 return 2;
         }
         if (textfile) {
-                json_t *j = load_snapshot((void *) file);
+                json_t *j = load_snapshot(file);
                 if (!j)
                         return 1;
                 int r = vmg_metrics_write_textfile(j, textfile);
@@ -68,8 +86,14 @@ int main(int argc, char **argv) {
         if ((r = sd_event_add_signal(ev, NULL, SIGTERM, NULL, NULL)) < 0 ||
             (r = sd_event_add_signal(ev, NULL, SIGINT, NULL, NULL)) < 0)
                 goto out;
-        r = vmg_httpd_new(addr, load_snapshot, (void *) file, &h);
+        r = vmg_httpd_new(addr, &h);
         if (r < 0)
+                goto out;
+        struct serve sv = { file, h };
+        (void) publish(NULL, 0, &sv);
+        uint64_t now;
+        if ((r = sd_event_now(ev, CLOCK_MONOTONIC, &now)) < 0 ||
+            (r = sd_event_add_time(ev, NULL, CLOCK_MONOTONIC, now + 1000000, 0, publish, &sv)) < 0)
                 goto out;
         r = vmg_httpd_attach(h, ev);
         if (r < 0)
