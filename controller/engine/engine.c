@@ -11,12 +11,13 @@
 #include "common/macros.h"
 #include "common/utf8.h"
 #include "controller/engine/engine.h"
+#include "controller/engine/service_health.h"
 
 /* A throttled guest's usage cannot exceed its limit, so "usage > noisy_above" says nothing
  * about whether it still wants more. It is taken as still pressing when it runs at 80% of its
  * limit or more: measured limits hold usage a little under the figure (a 20 MB/s blkio limit
- * gave 19 MB/s, LAB-NOTES) and one tick's rate jitters by a few percent; 80% leaves room for
- * both while a guest that really calmed down drops far lower. */
+ * gave 19 MB/s: docs/LAB.md, "Levers measured") and one tick's rate jitters by a few
+ * percent; 80% leaves room for both while a guest that really calmed down drops far lower. */
 #define PRESS_FRAC 0.8
 
 /* At most this many restricting moves (throttle or tighten) per tick, across all VMs and
@@ -325,28 +326,26 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                         continue;
                 ps = &h->services[es->policy_index];
                 name = es->name ? es->name : ps->name ? ps->name : "service";
+                unsigned symptoms = vmg_service_symptoms(ps, sr);
 
                 /* One signal per service naming each symptom over its threshold: the reason
                  * names a service once (counting signals means counting victims), and its
                  * harm is every kind those symptoms show. */
                 sig[n].text[0] = 0;
                 sig[n].harm = 0;
-                if (ps->max_run_delay_ms > 0 && finite_nonneg(sr->run_delay_avg_ms) &&
-                    sr->run_delay_avg_ms > ps->max_run_delay_ms) {
+                if (symptoms & VMG_SVC_BIT(VMG_SVC_RUN_DELAY)) {
                         append(sig[n].text, sizeof(sig[n].text), "%s run-queue delay %s > %s",
                                name, fmt_ms(sr->run_delay_avg_ms, a, sizeof(a)),
                                fmt_ms(ps->max_run_delay_ms, b, sizeof(b)));
                         sig[n].harm |= HARM_CPU;
                 }
-                if (ps->max_io_delay_frac > 0 && sr->blkio_delay_valid &&
-                    finite_nonneg(sr->blkio_delay_frac) && sr->blkio_delay_frac > ps->max_io_delay_frac) {
+                if (symptoms & VMG_SVC_BIT(VMG_SVC_IO_DELAY)) {
                         append(sig[n].text, sizeof(sig[n].text), "%s%sI/O wait %.0f%% > %.0f%%",
                                sig[n].harm ? ", " : name, sig[n].harm ? "" : " ",
                                sr->blkio_delay_frac * 100, ps->max_io_delay_frac * 100);
                         sig[n].harm |= HARM_IO;
                 }
-                if (ps->max_probe_latency_ms > 0 && finite_nonneg(sr->probe_latency_ms) &&
-                    sr->probe_latency_ms > ps->max_probe_latency_ms) {
+                if (symptoms & VMG_SVC_BIT(VMG_SVC_PROBE_LATENCY)) {
                         append(sig[n].text, sizeof(sig[n].text), "%s%sprobe latency %s > %s",
                                sig[n].harm ? ", " : name, sig[n].harm ? "" : " ",
                                fmt_ms(sr->probe_latency_ms, a, sizeof(a)),
