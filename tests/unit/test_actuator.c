@@ -723,6 +723,8 @@ static int wait_one(struct vmg_blkiotune *bt, struct vmg_blkiotune_result *res) 
         return -ETIME;
 }
 
+#define MIB 1048576ULL
+
 static void test_blkiotune(void) {
         _cleanup_free_ char *state = make_dir("bt");
         struct vmg_journal *j = NULL;
@@ -835,72 +837,7 @@ static void test_blkiotune(void) {
         close(pfd[0]);
         close(pfd[1]);
 
-        vmg_blkiotune_free(bt);
-        vmg_journal_free(j);
-        pthread_mutex_destroy(&fv.mu);
-        rm_rf(state);
-}
-
-/* ---- an operator's <iotune> preset: the six fields are one set ---- */
-
-#define MIB 1048576ULL
-
-static void test_iotune_compose(void) {
-        /* {total, read, write} bytes; iops alike. */
-        static const struct {
-                const char *name;
-                unsigned long long op[3], want[3], out[3];
-        } cases[] = {
-                {"no preset: vmguard's write cap alone", {0, 0, 0}, {0, 0, 5 * MIB}, {0, 0, 5 * MIB}},
-                {"total 50M, cap 5M: read keeps 50M, write 5M", {50 * MIB, 0, 0}, {0, 0, 5 * MIB},
-                 {0, 50 * MIB, 5 * MIB}},
-                {"total 50M stricter than a 100M cap: kept whole", {50 * MIB, 0, 0}, {0, 0, 100 * MIB},
-                 {50 * MIB, 0, 0}},
-                {"operator's write 2M stricter than a 5M cap", {0, 8 * MIB, 2 * MIB}, {0, 0, 5 * MIB},
-                 {0, 8 * MIB, 2 * MIB}},
-                {"operator's read kept beside the cap", {0, 8 * MIB, 0}, {0, 0, 5 * MIB}, {0, 8 * MIB, 5 * MIB}},
-                {"no want: the operator's set, unchanged", {50 * MIB, 0, 0}, {0, 0, 0}, {50 * MIB, 0, 0}},
-                {"read and write caps under a total", {50 * MIB, 0, 0}, {0, 1 * MIB, 5 * MIB},
-                 {0, 1 * MIB, 5 * MIB}},
-        };
-        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-                T_CASE(cases[i].name);
-                struct vmg_iotune op = {}, want = {}, out;
-                for (int f = 0; f < 3; f++) {
-                        op.v[f] = op.v[f + 3] = cases[i].op[f];
-                        want.v[f] = want.v[f + 3] = cases[i].want[f];
-                }
-                vmg_iotune_compose(&op, &want, &out);
-                for (int f = 0; f < 3; f++) {
-                        CHECK_U64(out.v[f], cases[i].out[f]);
-                        CHECK_U64(out.v[f + 3], cases[i].out[f]);
-                }
-        }
-        T_CASE("iotune text round trip; junk refused");
-        struct vmg_iotune s = {{1, 2, 3, 4, 5, 18446744073709551615ULL}}, back = {};
-        char buf[192];
-        CHECK(vmg_iotune_format(&s, buf, sizeof buf) > 0);
-        CHECK_INT(vmg_iotune_parse(buf, &back), 0);
-        CHECK(vmg_iotune_equal(&s, &back));
-        CHECK_INT(vmg_iotune_format(&s, buf, 20), -ENOBUFS);
-        CHECK_INT(vmg_iotune_parse("5242880", &back), -EINVAL);
-        CHECK_INT(vmg_iotune_parse("total_bytes_sec=1 read_bytes_sec=2", &back), -EINVAL);
-}
-
-static void test_blkiotune_preset(void) {
-        _cleanup_free_ char *state = make_dir("btp");
-        struct vmg_journal *j = NULL;
-        struct vmg_blkiotune *bt = NULL;
-        struct fake_virt fv = {.n = 1, .block_fd = -1};
-        pthread_mutex_init(&fv.mu, NULL);
-        fv.v[0].uuid = UUID_A;
-        fv.v[0].disk = "vda";
-        struct vmg_blkiotune_ops ops = {.get = fv_get, .set = fv_set, .userdata = &fv};
-        CHECK_INT(vmg_journal_open(state, &j), 0);
-        struct vmg_blkiotune_config cfg = {.journal = j, .ops = &ops, .timeout_ms = 2000};
-        CHECK_INT(vmg_blkiotune_new(&cfg, &bt), 0);
-        struct vmg_blkiotune_result res;
-
+        /* An operator's <iotune> preset: the six fields are one set. */
         T_CASE("blkiotune: an operator's total_bytes_sec=50M survives a throttle and its release");
         fv.v[0].s = (struct vmg_iotune) {};
         fv.v[0].s.v[VMG_IOTUNE_TOTAL_BYTES] = 50 * MIB;
@@ -996,6 +933,51 @@ static void test_blkiotune_preset(void) {
         rm_rf(state);
 }
 
+/* ---- an operator's <iotune> preset: the six fields are one set ---- */
+
+static void test_iotune_compose(void) {
+        /* {total, read, write} bytes; iops alike. */
+        static const struct {
+                const char *name;
+                unsigned long long op[3], want[3], out[3];
+        } cases[] = {
+                {"no preset: vmguard's write cap alone", {0, 0, 0}, {0, 0, 5 * MIB}, {0, 0, 5 * MIB}},
+                {"total 50M, cap 5M: read keeps 50M, write 5M", {50 * MIB, 0, 0}, {0, 0, 5 * MIB},
+                 {0, 50 * MIB, 5 * MIB}},
+                {"total 50M stricter than a 100M cap: kept whole", {50 * MIB, 0, 0}, {0, 0, 100 * MIB},
+                 {50 * MIB, 0, 0}},
+                {"operator's write 2M stricter than a 5M cap", {0, 8 * MIB, 2 * MIB}, {0, 0, 5 * MIB},
+                 {0, 8 * MIB, 2 * MIB}},
+                {"operator's read kept beside the cap", {0, 8 * MIB, 0}, {0, 0, 5 * MIB}, {0, 8 * MIB, 5 * MIB}},
+                {"no want: the operator's set, unchanged", {50 * MIB, 0, 0}, {0, 0, 0}, {50 * MIB, 0, 0}},
+                {"read and write caps under a total", {50 * MIB, 0, 0}, {0, 1 * MIB, 5 * MIB},
+                 {0, 1 * MIB, 5 * MIB}},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                T_CASE(cases[i].name);
+                struct vmg_iotune op = {}, want = {}, out;
+                for (int f = 0; f < 3; f++) {
+                        op.v[f] = op.v[f + 3] = cases[i].op[f];
+                        want.v[f] = want.v[f + 3] = cases[i].want[f];
+                }
+                vmg_iotune_compose(&op, &want, &out);
+                for (int f = 0; f < 3; f++) {
+                        CHECK_U64(out.v[f], cases[i].out[f]);
+                        CHECK_U64(out.v[f + 3], cases[i].out[f]);
+                }
+        }
+        T_CASE("iotune text round trip; junk refused");
+        struct vmg_iotune s = {{1, 2, 3, 4, 5, 18446744073709551615ULL}}, back = {};
+        char buf[192];
+        CHECK(vmg_iotune_format(&s, buf, sizeof buf) > 0);
+        CHECK_INT(vmg_iotune_parse(buf, &back), 0);
+        CHECK(vmg_iotune_equal(&s, &back));
+        CHECK_INT(vmg_iotune_format(&s, buf, 20), -ENOBUFS);
+        CHECK_INT(vmg_iotune_parse("5242880", &back), -EINVAL);
+        CHECK_INT(vmg_iotune_parse("total_bytes_sec=1 read_bytes_sec=2", &back), -EINVAL);
+}
+
+
 int main(void) {
         log_set_max_level(LOG_WARNING);
         test_classify();
@@ -1015,6 +997,5 @@ int main(void) {
         test_mixed_journal();
         test_blkiotune();
         test_iotune_compose();
-        test_blkiotune_preset();
         return t_summary();
 }
