@@ -128,6 +128,21 @@ int vmg_parse_fraction(const char *s, double *ret) {
         return parse_with_units(s, units, ARRAY_SIZE(units), ret);
 }
 
+const char *vmg_resource_words(enum vmg_resource r) {
+        static const char *const words[VMG_RES_COUNT] = {
+                [VMG_RES_CPU] = "CPU",
+                [VMG_RES_DISK_READ_BPS] = "disk reads",
+                [VMG_RES_DISK_WRITE_BPS] = "disk writes",
+                [VMG_RES_DISK_READ_IOPS] = "disk read ops",
+                [VMG_RES_DISK_WRITE_IOPS] = "disk write ops",
+                [VMG_RES_NET_RX_BPS] = "network receive",
+                [VMG_RES_NET_TX_BPS] = "network transmit",
+        };
+        if ((unsigned) r >= VMG_RES_COUNT)
+                return "?";
+        return words[r];
+}
+
 const char *vmg_resource_name(enum vmg_resource r) {
         static const char *const names[VMG_RES_COUNT] = {
                 [VMG_RES_CPU] = "cpu",

@@ -1,8 +1,6 @@
 /* The resource vocabulary, in one place: which resources vmguard meters and limits, their
  * JSON keys, their units, formatting a figure and parsing a human value. Pure (no I/O, no
- * other module), so any module may link it. controller/engine/engine.c still keeps private
- * copies (res_words() for prose, fmt_value()) because that file is edited on another branch
- * right now; the words belong here next, and engine.c should then call this unit. */
+ * other module), so any module may link it: the engine words its reasons with it. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +20,9 @@ enum vmg_resource {
 /* JSON key of the resource: "cpu", "disk_read", "disk_write", "disk_read_iops",
  * "disk_write_iops", "net_rx", "net_tx". */
 const char *vmg_resource_name(enum vmg_resource r);
+/* The resource in prose, for reasons and logs: "CPU", "disk reads", "disk writes", "disk read
+ * ops", "disk write ops", "network receive", "network transmit"; "?" for no resource. */
+const char *vmg_resource_words(enum vmg_resource r);
 /* The resource whose JSON key is name, or VMG_RES_COUNT when none is. */
 enum vmg_resource vmg_resource_from_name(const char *name);
 /* The unit its figures are in: "cores", "bytes/s", "ops/s" or "bits/s". */

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -21,23 +22,35 @@
 /* restore_sync waits in slices so that timeouts are checked even without completions. */
 #define SYNC_POLL_MS 50
 
-static const char *const known_params[] = {
+/* In enum vmg_iotune_field order. */
+static const char *const field_names[VMG_IOTUNE_N] = {
         VIR_DOMAIN_BLOCK_IOTUNE_TOTAL_BYTES_SEC, VIR_DOMAIN_BLOCK_IOTUNE_READ_BYTES_SEC,
         VIR_DOMAIN_BLOCK_IOTUNE_WRITE_BYTES_SEC, VIR_DOMAIN_BLOCK_IOTUNE_TOTAL_IOPS_SEC,
         VIR_DOMAIN_BLOCK_IOTUNE_READ_IOPS_SEC, VIR_DOMAIN_BLOCK_IOTUNE_WRITE_IOPS_SEC,
 };
+/* Room for vmg_iotune_format(): six "name=" (at most 16 + 1) and six 20-digit values. */
+#define SET_TEXT_MAX 192
 
 /* One libvirt call, handed from the loop thread to the worker and back. */
 struct call {
         struct call *next;
         struct job *job; /* NULL once its job gave up (guarded by the mutex) */
         bool is_set;
-        char uuid[40], disk[32], param[32];
-        unsigned long long value; /* set: in; get: out */
+        char uuid[40], disk[32];
+        struct vmg_iotune vals; /* set: in; get: out */
         int r;
 };
 
-enum stage { STAGE_GET, STAGE_SET, STAGE_DONE };
+/* STAGE_WAIT: queued behind another job on the same disk, whose set this one must read. */
+enum stage { STAGE_WAIT, STAGE_GET, STAGE_SET, STAGE_DONE };
+
+/* What vmguard wants in force on one disk (0 = no want), kept across jobs so that a
+ * throttle of one parameter writes the others vmguard holds on the same disk too. */
+struct want {
+        struct want *next;
+        char uuid[40], disk[32];
+        struct vmg_iotune v;
+};
 
 struct job {
         struct job *next;
@@ -45,7 +58,7 @@ struct job {
         enum vmg_blkiotune_op op;
         enum stage stage;
         char uuid[40], name[128], disk[32], param[32];
-        unsigned long long want;
+        struct vmg_iotune target; /* the set being written */
         uint64_t deadline_ns;
         struct call *call; /* in flight, owned by the queue/worker */
         int r;
@@ -73,6 +86,7 @@ struct vmg_blkiotune {
 
         /* Loop thread only. */
         struct job *jobs;
+        struct want *wants;
         uint64_t next_id;
 };
 
@@ -80,6 +94,102 @@ static uint64_t now_ns(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * NSEC_PER_SEC + (uint64_t) ts.tv_nsec;
+}
+
+/* ---- the set, pure ---- */
+
+const char *vmg_iotune_name(enum vmg_iotune_field f) {
+        return f < VMG_IOTUNE_N ? field_names[f] : NULL;
+}
+
+int vmg_iotune_field_of(const char *name) {
+        for (int i = 0; i < VMG_IOTUNE_N; i++)
+                if (strcmp(name, field_names[i]) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+int vmg_iotune_format(const struct vmg_iotune *s, char *buf, size_t n) {
+        size_t len = 0;
+        for (int i = 0; i < VMG_IOTUNE_N; i++) {
+                int w = snprintf(buf + len, n - len, "%s%s=%llu", i ? " " : "", field_names[i], s->v[i]);
+                if (w < 0 || (size_t) w >= n - len)
+                        return -ENOBUFS;
+                len += (size_t) w;
+        }
+        return (int) len;
+}
+
+int vmg_iotune_parse(const char *text, struct vmg_iotune *ret) {
+        struct vmg_iotune s = {};
+        const char *p = text;
+        for (int i = 0; i < VMG_IOTUNE_N; i++) {
+                size_t nl = strlen(field_names[i]);
+                if (i && *p++ != ' ')
+                        return -EINVAL;
+                if (strncmp(p, field_names[i], nl) != 0 || p[nl] != '=' || p[nl + 1] < '0' || p[nl + 1] > '9')
+                        return -EINVAL;
+                char *end;
+                errno = 0;
+                s.v[i] = strtoull(p + nl + 1, &end, 10);
+                if (errno)
+                        return -EINVAL;
+                p = end;
+        }
+        if (*p)
+                return -EINVAL;
+        *ret = s;
+        return 0;
+}
+
+bool vmg_iotune_equal(const struct vmg_iotune *a, const struct vmg_iotune *b) {
+        return memcmp(a->v, b->v, sizeof a->v) == 0;
+}
+
+/* The stricter of two limits where 0 means none. */
+static unsigned long long min_limit(unsigned long long a, unsigned long long b) {
+        if (!a || !b)
+                return a ? a : b;
+        return a < b ? a : b;
+}
+
+static bool no_want(const struct vmg_iotune *w) {
+        for (int i = 0; i < VMG_IOTUNE_N; i++)
+                if (w->v[i])
+                        return false;
+        return true;
+}
+
+/* One group: [0] total, [1] read, [2] write. */
+static void compose_group(const unsigned long long *op, const unsigned long long *want,
+                          unsigned long long *out) {
+        unsigned long long t = op[0], rd = op[1], wr = op[2];
+        if (!want[0] && !want[1] && !want[2]) {
+                memcpy(out, op, 3 * sizeof *out);
+                return;
+        }
+        unsigned long long eff_r = min_limit(min_limit(rd ? rd : t, want[1]), want[0]);
+        unsigned long long eff_w = min_limit(min_limit(wr ? wr : t, want[2]), want[0]);
+        if (!rd && !wr && ((!want[1] && !want[2]) || (t && eff_r == t && eff_w == t))) {
+                /* Only totals in play, or the operator's total already bounds each
+                 * direction at least as tightly as vmguard wants: one total says it. */
+                out[0] = min_limit(t, want[0]);
+                out[1] = out[2] = 0;
+                return;
+        }
+        out[0] = 0;
+        out[1] = eff_r;
+        out[2] = eff_w;
+}
+
+void vmg_iotune_compose(const struct vmg_iotune *operator_set, const struct vmg_iotune *want,
+                        struct vmg_iotune *ret) {
+        struct vmg_iotune s;
+        compose_group(&operator_set->v[VMG_IOTUNE_TOTAL_BYTES], &want->v[VMG_IOTUNE_TOTAL_BYTES],
+                      &s.v[VMG_IOTUNE_TOTAL_BYTES]);
+        compose_group(&operator_set->v[VMG_IOTUNE_TOTAL_IOPS], &want->v[VMG_IOTUNE_TOTAL_IOPS],
+                      &s.v[VMG_IOTUNE_TOTAL_IOPS]);
+        *ret = s;
 }
 
 /* ---- libvirt, on the worker thread only ---- */
@@ -139,8 +249,7 @@ static int lv_domain(struct libvirt_ctx *c, const char *uuid, virDomainPtr *ret)
         return *ret ? 0 : lv_errno(c, "lookup", uuid, "-");
 }
 
-static int lv_get(void *userdata, const char *uuid, const char *disk, const char *param,
-                  unsigned long long *ret) {
+static int lv_get(void *userdata, const char *uuid, const char *disk, struct vmg_iotune *ret) {
         struct libvirt_ctx *c = userdata;
         virDomainPtr dom;
         virTypedParameterPtr params = NULL;
@@ -161,8 +270,15 @@ static int lv_get(void *userdata, const char *uuid, const char *disk, const char
                 r = lv_errno(c, "get", uuid, disk);
                 goto out;
         }
-        if (virTypedParamsGetULLong(params, n, param, ret) != 1)
+        /* libvirt has returned all six since 0.9.8; a missing one reads as no limit, but
+         * without write_bytes_sec this is no block I/O tune we know. */
+        *ret = (struct vmg_iotune) {};
+        if (virTypedParamsGetULLong(params, n, VIR_DOMAIN_BLOCK_IOTUNE_WRITE_BYTES_SEC,
+                                    &ret->v[VMG_IOTUNE_WRITE_BYTES]) != 1)
                 r = -EOPNOTSUPP;
+        for (int i = 0; r == 0 && i < VMG_IOTUNE_N; i++)
+                if (virTypedParamsGetULLong(params, n, field_names[i], &ret->v[i]) < 0)
+                        r = -EINVAL;
 out:
         if (params)
                 virTypedParamsFree(params, n);
@@ -170,17 +286,19 @@ out:
         return r;
 }
 
-static int lv_set(void *userdata, const char *uuid, const char *disk, const char *param,
-                  unsigned long long value) {
+static int lv_set(void *userdata, const char *uuid, const char *disk, const struct vmg_iotune *s) {
         struct libvirt_ctx *c = userdata;
         virDomainPtr dom;
         virTypedParameterPtr params = NULL;
         int n = 0, max = 0, r = lv_domain(c, uuid, &dom);
         if (r < 0)
                 return r;
-        if (virTypedParamsAddULLong(&params, &n, &max, param, value) < 0)
-                r = -ENOMEM;
-        else if (virDomainSetBlockIoTune(dom, disk, params, n, VIR_DOMAIN_AFFECT_LIVE) < 0)
+        /* All six in one call: libvirt then keeps none of the old byte/iops fields, so the
+         * result is exactly this set (the max/burst fields it keeps are not ours). */
+        for (int i = 0; r == 0 && i < VMG_IOTUNE_N; i++)
+                if (virTypedParamsAddULLong(&params, &n, &max, field_names[i], s->v[i]) < 0)
+                        r = -ENOMEM;
+        if (r == 0 && virDomainSetBlockIoTune(dom, disk, params, n, VIR_DOMAIN_AFFECT_LIVE) < 0)
                 r = lv_errno(c, "set", uuid, disk);
         virTypedParamsFree(params, n);
         virDomainFree(dom);
@@ -204,9 +322,9 @@ static void *worker(void *userdata) {
                 pthread_mutex_unlock(&bt->mu);
 
                 if (c->is_set)
-                        c->r = bt->ops.set(bt->ops.userdata, c->uuid, c->disk, c->param, c->value);
+                        c->r = bt->ops.set(bt->ops.userdata, c->uuid, c->disk, &c->vals);
                 else
-                        c->r = bt->ops.get(bt->ops.userdata, c->uuid, c->disk, c->param, &c->value);
+                        c->r = bt->ops.get(bt->ops.userdata, c->uuid, c->disk, &c->vals);
 
                 pthread_mutex_lock(&bt->mu);
                 c->next = bt->done;
@@ -219,16 +337,16 @@ static void *worker(void *userdata) {
         return NULL;
 }
 
-static int submit(struct vmg_blkiotune *bt, struct job *j, bool is_set, unsigned long long value) {
+static int submit(struct vmg_blkiotune *bt, struct job *j, bool is_set, const struct vmg_iotune *vals) {
         struct call *c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
         c->job = j;
         c->is_set = is_set;
-        c->value = value;
+        if (vals)
+                c->vals = *vals;
         snprintf(c->uuid, sizeof c->uuid, "%s", j->uuid);
         snprintf(c->disk, sizeof c->disk, "%s", j->disk);
-        snprintf(c->param, sizeof c->param, "%s", j->param);
         j->call = c;
         j->stage = is_set ? STAGE_SET : STAGE_GET;
         pthread_mutex_lock(&bt->mu);
@@ -320,6 +438,11 @@ struct vmg_blkiotune *vmg_blkiotune_free(struct vmg_blkiotune *bt) {
                 free(j);
                 j = next;
         }
+        for (struct want *w = bt->wants; w;) {
+                struct want *next = w->next;
+                free(w);
+                w = next;
+        }
         if (bt->lv.conn)
                 virConnectClose(bt->lv.conn);
         free(bt->lv.uri);
@@ -333,13 +456,6 @@ struct vmg_blkiotune *vmg_blkiotune_free(struct vmg_blkiotune *bt) {
 
 int vmg_blkiotune_fd(const struct vmg_blkiotune *bt) {
         return bt->efd;
-}
-
-static bool param_known(const char *p) {
-        for (size_t i = 0; i < ARRAY_SIZE(known_params); i++)
-                if (strcmp(p, known_params[i]) == 0)
-                        return true;
-        return false;
 }
 
 static bool job_busy(struct vmg_blkiotune *bt, const char *uuid, const char *disk, const char *param) {
@@ -376,27 +492,81 @@ static void job_link(struct vmg_blkiotune *bt, struct job *j) {
         *p = j;
 }
 
+/* Whether a job on (uuid, disk) is talking to libvirt: a second one would read a set the
+ * first is about to replace. */
+static bool disk_active(const struct vmg_blkiotune *bt, const char *uuid, const char *disk) {
+        for (const struct job *j = bt->jobs; j; j = j->next)
+                if ((j->stage == STAGE_GET || j->stage == STAGE_SET) && strcmp(j->uuid, uuid) == 0 &&
+                    strcmp(j->disk, disk) == 0)
+                        return true;
+        return false;
+}
+
+/* Links j and reads its disk's set, or lets it wait for the job ahead on that disk. */
+static int job_start(struct vmg_blkiotune *bt, struct job *j) {
+        if (disk_active(bt, j->uuid, j->disk)) {
+                j->stage = STAGE_WAIT;
+        } else {
+                int r = submit(bt, j, false, NULL);
+                if (r < 0)
+                        return r;
+        }
+        job_link(bt, j);
+        return 0;
+}
+
+static struct want *want_find(struct vmg_blkiotune *bt, const char *uuid, const char *disk, bool create) {
+        for (struct want *w = bt->wants; w; w = w->next)
+                if (strcmp(w->uuid, uuid) == 0 && strcmp(w->disk, disk) == 0)
+                        return w;
+        if (!create)
+                return NULL;
+        struct want *w = calloc(1, sizeof *w);
+        if (!w)
+                return NULL;
+        snprintf(w->uuid, sizeof w->uuid, "%s", uuid);
+        snprintf(w->disk, sizeof w->disk, "%s", disk);
+        w->next = bt->wants;
+        bt->wants = w;
+        return w;
+}
+
+static void wants_forget(struct vmg_blkiotune *bt, const char *uuid) {
+        for (struct want **p = &bt->wants; *p;) {
+                struct want *w = *p;
+                if (uuid && strcmp(w->uuid, uuid) != 0) {
+                        p = &w->next;
+                        continue;
+                }
+                *p = w->next;
+                free(w);
+        }
+}
+
 int64_t vmg_blkiotune_set(struct vmg_blkiotune *bt, const char *uuid, const char *name,
                           const char *disk, const char *param, unsigned long long value) {
-        if (!param_known(param))
+        int f = vmg_iotune_field_of(param);
+        if (f < 0)
                 return log_error_errno(-EINVAL, "blkiotune: VM %s: unknown parameter \"%s\"", name, param);
         if (job_busy(bt, uuid, disk, param))
                 return -EBUSY;
         struct job *j = job_new(bt, VMG_BT_THROTTLE, uuid, name, disk, param);
         if (!j)
                 return -ENOMEM;
-        j->want = value;
-        int r = submit(bt, j, false, 0);
+        struct want *w = want_find(bt, uuid, disk, true);
+        int r = w ? job_start(bt, j) : -ENOMEM;
         if (r < 0) {
                 free(j);
                 return r;
         }
-        job_link(bt, j);
+        /* Read by the job when its get returns, so a later want on the disk joins it. */
+        w->v.v[f] = value;
         return (int64_t) j->id;
 }
 
 int vmg_blkiotune_restore(struct vmg_blkiotune *bt, const char *uuid) {
         int queued = 0;
+        wants_forget(bt, uuid);
         for (size_t i = 0; i < vmg_journal_count(bt->journal); i++) {
                 const struct vmg_journal_entry *e = vmg_journal_get(bt->journal, i);
                 if (strcmp(e->kind, KIND) != 0 || (uuid && strcmp(e->uuid, uuid) != 0) ||
@@ -405,11 +575,10 @@ int vmg_blkiotune_restore(struct vmg_blkiotune *bt, const char *uuid) {
                 struct job *j = job_new(bt, VMG_BT_RESTORE, e->uuid, e->name, e->path, e->key);
                 if (!j)
                         return queued > 0 ? queued : -ENOMEM;
-                if (submit(bt, j, false, 0) < 0) {
+                if (job_start(bt, j) < 0) {
                         free(j);
                         return queued > 0 ? queued : -ENOMEM;
                 }
-                job_link(bt, j);
                 queued++;
         }
         return queued;
@@ -422,66 +591,117 @@ static void finish(struct job *j, int r) {
 }
 
 static void advance_throttle(struct vmg_blkiotune *bt, struct job *j, const struct call *c) {
-        struct vmg_knob k = {.kind = KIND, .root = "", .path = j->disk, .key = j->param};
-        char live[32], want[32];
+        struct vmg_knob k = {.kind = KIND, .root = "", .path = j->disk, .key = VMG_IOTUNE_KEY};
+        const struct want *w = want_find(bt, j->uuid, j->disk, false);
+        struct vmg_iotune want = w ? w->v : (struct vmg_iotune) {}, orig;
+        char live[SET_TEXT_MAX], target[SET_TEXT_MAX];
         int r;
 
         if (j->stage == STAGE_SET) {
+                (void) vmg_iotune_format(&j->target, target, sizeof target);
                 if (c->r < 0) {
-                        log_warning_errno(c->r, "blkiotune: VM %s (%s): setting %s of disk %s to %llu "
-                                          "failed: %m", j->name, j->uuid, j->param, j->disk, j->want);
+                        log_warning_errno(c->r, "blkiotune: VM %s (%s): setting disk %s to %s failed: %m",
+                                          j->name, j->uuid, j->disk, target);
                         (void) vmg_journal_unrecord(bt->journal, j->uuid, &k);
                         finish(j, c->r);
                         return;
                 }
                 vmg_journal_committed(bt->journal, j->uuid, &k);
-                log_info("blkiotune: VM %s (%s): disk %s %s set to %llu", j->name, j->uuid, j->disk,
-                         j->param, j->want);
+                log_info("blkiotune: VM %s (%s): disk %s set to %s", j->name, j->uuid, j->disk, target);
+                /* No want left: what was written is the operator's set; nothing to restore. */
+                if (no_want(&want))
+                        (void) vmg_journal_drop(bt->journal, j->uuid, &k);
                 finish(j, 1);
                 return;
         }
         if (c->r < 0) {
-                log_debug_errno(c->r, "blkiotune: VM %s (%s): reading %s of disk %s: %m", j->name,
-                                j->uuid, j->param, j->disk);
+                log_debug_errno(c->r, "blkiotune: VM %s (%s): reading the block I/O tune of disk %s: %m",
+                                j->name, j->uuid, j->disk);
                 finish(j, c->r);
                 return;
         }
-        if (c->value == j->want) {
-                finish(j, 0);
-                return;
-        }
-        snprintf(live, sizeof live, "%llu", c->value);
-        snprintf(want, sizeof want, "%llu", j->want);
+        (void) vmg_iotune_format(&c->vals, live, sizeof live);
+        orig = c->vals;
         const struct vmg_journal_entry *e = vmg_journal_find(bt->journal, j->uuid, &k);
-        if (e && vmg_journal_judge(e, live) != VMG_JV_RESTORE) {
-                log_warning("blkiotune: VM %s (%s): disk %s %s is %s, not the %s vmguard set; "
-                            "treating it as the new original", j->name, j->uuid, j->disk, j->param,
-                            live, e->written);
+        if (e && vmg_journal_judge(e, live) == VMG_JV_DRIFT) {
+                log_warning("blkiotune: VM %s (%s): disk %s is %s, not the %s vmguard set; treating it "
+                            "as the operator's new set", j->name, j->uuid, j->disk, live, e->written);
                 r = vmg_journal_drop(bt->journal, j->uuid, &k);
                 if (r < 0) {
                         finish(j, r);
                         return;
                 }
+                e = NULL;
         }
-        r = vmg_journal_record(bt->journal, j->uuid, j->name, &k, live, want);
+        if (e && vmg_iotune_parse(e->original, &orig) < 0) {
+                log_error("blkiotune: VM %s (%s): journal original \"%s\" of disk %s is not a block I/O "
+                          "tune set; taking the live one as the original", j->name, j->uuid, e->original,
+                          j->disk);
+                r = vmg_journal_drop(bt->journal, j->uuid, &k);
+                if (r < 0) {
+                        finish(j, r);
+                        return;
+                }
+                e = NULL;
+        }
+        vmg_iotune_compose(&orig, &want, &j->target);
+        if (vmg_iotune_equal(&j->target, &c->vals)) {
+                /* Already so. With no want left, the live set is the operator's again. */
+                if (e && no_want(&want))
+                        (void) vmg_journal_drop(bt->journal, j->uuid, &k);
+                finish(j, 0);
+                return;
+        }
+        (void) vmg_iotune_format(&j->target, target, sizeof target);
+        r = vmg_journal_record(bt->journal, j->uuid, j->name, &k, live, target);
         if (r < 0) {
-                log_error_errno(r, "blkiotune: VM %s (%s): cannot remember original %s of disk %s %s "
-                                "(%m): not throttling", j->name, j->uuid, live, j->disk, j->param);
+                log_error_errno(r, "blkiotune: VM %s (%s): cannot remember original %s of disk %s (%m): "
+                                "not throttling", j->name, j->uuid, live, j->disk);
                 finish(j, r);
                 return;
         }
-        r = submit(bt, j, true, j->want);
+        r = submit(bt, j, true, &j->target);
         if (r < 0) {
                 (void) vmg_journal_unrecord(bt->journal, j->uuid, &k);
                 finish(j, r);
         }
 }
 
+/* What restoring e means for the live set, and the set to write when it is VMG_JV_RESTORE.
+ * A whole-set entry is judged as a set; an entry of an older journal (key = one parameter)
+ * by its field alone, and only that field is put back. -EBADMSG: e is unreadable. */
+static int restore_plan(const struct vmg_journal_entry *e, const struct vmg_iotune *live,
+                        enum vmg_journal_verdict *verdict, struct vmg_iotune *target, char *live_text,
+                        size_t n) {
+        if (strcmp(e->key, VMG_IOTUNE_KEY) == 0) {
+                (void) vmg_iotune_format(live, live_text, n);
+                *verdict = vmg_journal_judge(e, live_text);
+                if (*verdict == VMG_JV_RESTORE && vmg_iotune_parse(e->original, target) < 0)
+                        return -EBADMSG;
+                return 0;
+        }
+        int f = vmg_iotune_field_of(e->key);
+        if (f < 0)
+                return -EBADMSG;
+        snprintf(live_text, n, "%llu", live->v[f]);
+        *verdict = vmg_journal_judge(e, live_text);
+        if (*verdict != VMG_JV_RESTORE)
+                return 0;
+        char *end;
+        errno = 0;
+        unsigned long long orig = strtoull(e->original, &end, 10);
+        if (errno || *end || end == e->original)
+                return -EBADMSG;
+        *target = *live;
+        target->v[f] = orig;
+        return 0;
+}
+
 static void advance_restore(struct vmg_blkiotune *bt, struct job *j, const struct call *c) {
         struct vmg_knob k = {.kind = KIND, .root = "", .path = j->disk, .key = j->param};
         const struct vmg_journal_entry *e = vmg_journal_find(bt->journal, j->uuid, &k);
         bool gone = c->r == -ENOENT || c->r == -ENODEV;
-        char live[32];
+        char live[SET_TEXT_MAX];
 
         if (!e) { /* dropped meanwhile */
                 finish(j, 0);
@@ -508,8 +728,15 @@ static void advance_restore(struct vmg_blkiotune *bt, struct job *j, const struc
                 finish(j, 1);
                 return;
         }
-        snprintf(live, sizeof live, "%llu", c->value);
-        switch (vmg_journal_judge(e, live)) {
+        enum vmg_journal_verdict verdict;
+        if (restore_plan(e, &c->vals, &verdict, &j->target, live, sizeof live) < 0) {
+                log_error("blkiotune: VM %s (%s): journal original \"%s\" of disk %s %s is unreadable; "
+                          "dropping it", j->name, j->uuid, e->original, j->disk, j->param);
+                (void) vmg_journal_drop(bt->journal, j->uuid, &k);
+                finish(j, -EBADMSG);
+                return;
+        }
+        switch (verdict) {
         case VMG_JV_ORIGINAL:
                 (void) vmg_journal_drop(bt->journal, j->uuid, &k);
                 finish(j, 0);
@@ -524,17 +751,7 @@ static void advance_restore(struct vmg_blkiotune *bt, struct job *j, const struc
         case VMG_JV_RESTORE:
                 break;
         }
-        char *end;
-        errno = 0;
-        unsigned long long orig = strtoull(e->original, &end, 10);
-        if (errno || *end || end == e->original) {
-                log_error("blkiotune: VM %s (%s): journal original \"%s\" of disk %s %s is not a number; "
-                          "dropping it", j->name, j->uuid, e->original, j->disk, j->param);
-                (void) vmg_journal_drop(bt->journal, j->uuid, &k);
-                finish(j, -EBADMSG);
-                return;
-        }
-        int r = submit(bt, j, true, orig);
+        int r = submit(bt, j, true, &j->target);
         if (r < 0)
                 finish(j, r);
 }
@@ -562,8 +779,8 @@ size_t vmg_blkiotune_dispatch(struct vmg_blkiotune *bt, struct vmg_blkiotune_res
                 rev = c->next;
                 struct job *j = c->job;
                 if (!j) {
-                        log_info("blkiotune: late %s of disk %s %s of %s after its timeout: %d",
-                                 c->is_set ? "set" : "get", c->disk, c->param, c->uuid, c->r);
+                        log_info("blkiotune: late %s of disk %s of %s after its timeout: %d",
+                                 c->is_set ? "set" : "get", c->disk, c->uuid, c->r);
                 } else {
                         j->call = NULL;
                         if (j->op == VMG_BT_THROTTLE)
@@ -599,6 +816,15 @@ size_t vmg_blkiotune_dispatch(struct vmg_blkiotune *bt, struct vmg_blkiotune_res
                             j->name, j->uuid, j->op == VMG_BT_THROTTLE ? "throttle" : "restore",
                             j->disk, j->param, (uint64_t) (bt->timeout_ns / NSEC_PER_MSEC));
                 finish(j, -ETIMEDOUT);
+        }
+
+        /* In order: a disk's next job reads the set its previous one left. */
+        for (struct job *j = bt->jobs; j; j = j->next) {
+                if (j->stage != STAGE_WAIT || disk_active(bt, j->uuid, j->disk))
+                        continue;
+                int r = submit(bt, j, false, NULL);
+                if (r < 0)
+                        finish(j, r);
         }
 
         size_t copied = 0;

@@ -15,23 +15,69 @@
  * vmg_blkiotune_free() waits at most one timeout for a call in progress: a libvirtd that
  * never answers cannot hang the daemon's stop.
  *
- * Originals go to the same journal as cgroup values (kind "blkiotune", path = disk target,
- * key = parameter name, values in decimal). */
+ * The six byte/iops fields (total, read, write) are one set: libvirt clears the fields that
+ * conflict with the ones a call sets (total_bytes_sec vs read/write_bytes_sec, the same for
+ * iops), so setting write_bytes_sec alone would wipe an operator's <iotune><total_bytes_sec>
+ * and a restore of write_bytes_sec alone would never bring it back. So each job reads the
+ * whole set, computes the set to write from the operator's set and vmguard's wants
+ * (vmg_iotune_compose()), and writes all six in one call.
+ *
+ * Originals go to the same journal as cgroup values: kind "blkiotune", path = disk target,
+ * key "iotune", original/written = the whole set (vmg_iotune_format()), judged as a set: any
+ * field changed by someone else while vmguard held the disk is drift, and their set is kept.
+ * Journals written before (key = one parameter name, value in decimal) are still restored,
+ * that field alone. */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "controller/act/journal.h"
 
+/* Journal key of a whole-set entry. */
+#define VMG_IOTUNE_KEY "iotune"
+
+enum vmg_iotune_field {
+        VMG_IOTUNE_TOTAL_BYTES, VMG_IOTUNE_READ_BYTES, VMG_IOTUNE_WRITE_BYTES,
+        VMG_IOTUNE_TOTAL_IOPS, VMG_IOTUNE_READ_IOPS, VMG_IOTUNE_WRITE_IOPS,
+        VMG_IOTUNE_N
+};
+/* Values as libvirt means them: 0 = no limit. */
+struct vmg_iotune {
+        unsigned long long v[VMG_IOTUNE_N];
+};
+
+/* libvirt's parameter name of a field ("total_bytes_sec", ...). */
+const char *vmg_iotune_name(enum vmg_iotune_field f);
+/* The field of a parameter name, or -EINVAL. */
+int vmg_iotune_field_of(const char *name);
+/* The set as "total_bytes_sec=0 read_bytes_sec=0 ..." (all six, this order): the journal's
+ * value. Returns the length, or -ENOBUFS when n is too small (192 is always enough). */
+int vmg_iotune_format(const struct vmg_iotune *s, char *buf, size_t n);
+/* Parses vmg_iotune_format()'s text. 0, or -EINVAL (then *ret is untouched). */
+int vmg_iotune_parse(const char *text, struct vmg_iotune *ret);
+bool vmg_iotune_equal(const struct vmg_iotune *a, const struct vmg_iotune *b);
+/* The set to write, per group (bytes, iops), from what the operator set and what vmguard
+ * wants (0 = no want). Pure. What an admin expects:
+ *  - the effective limit of each direction is the stricter of the operator's (their
+ *    read/write field, or their total, which bounds each direction too) and vmguard's;
+ *  - with no want in a group, or when the operator's total is already at least as strict as
+ *    every want, the operator's fields are written unchanged;
+ *  - otherwise libvirt forbids total beside read/write, so an operator's total becomes
+ *    read = write = total, each capped by the want: while throttled, reads and writes are
+ *    bounded separately (their sum may reach total + the write cap) until the release puts
+ *    the total back. */
+void vmg_iotune_compose(const struct vmg_iotune *operator_set, const struct vmg_iotune *want,
+                        struct vmg_iotune *ret);
+
 /* The calls the worker makes; the default talks to libvirt. Both run on the worker thread
- * only. get: 0 and *ret; set: 0. Both: -ENOENT when the domain is gone or not running,
+ * only. get: 0 and *ret (all six fields); set: 0 (all six fields in one
+ * virDomainSetBlockIoTune call). Both: -ENOENT when the domain is gone or not running,
  * -ENODEV when it has no such disk, -EBUSY when it is busy in another job, -EAGAIN when
  * libvirtd cannot be reached, other -errno otherwise. */
 struct vmg_blkiotune_ops {
-        int (*get)(void *userdata, const char *uuid, const char *disk, const char *param,
-                   unsigned long long *ret);
-        int (*set)(void *userdata, const char *uuid, const char *disk, const char *param,
-                   unsigned long long value);
+        int (*get)(void *userdata, const char *uuid, const char *disk, struct vmg_iotune *ret);
+        int (*set)(void *userdata, const char *uuid, const char *disk, const struct vmg_iotune *s);
         void *userdata;
 };
 
@@ -47,8 +93,9 @@ struct vmg_blkiotune_config {
 
 enum vmg_blkiotune_op { VMG_BT_THROTTLE, VMG_BT_RESTORE };
 
-/* A finished job. r: 1 value written (throttled or restored), 0 nothing to do (already so,
- * VM gone, drift left alone), -errno (-ETIMEDOUT, …; classify with vmg_act_classify()). */
+/* A finished job. r: 1 set written (throttled or restored), 0 nothing to do (already so,
+ * VM gone, drift left alone), -errno (-ETIMEDOUT, …; classify with vmg_act_classify()).
+ * param: the parameter of a throttle job; the journal key of a restore job. */
 struct vmg_blkiotune_result {
         uint64_t id;
         enum vmg_blkiotune_op op;
@@ -70,13 +117,16 @@ struct vmg_blkiotune *vmg_blkiotune_free(struct vmg_blkiotune *bt);
 /* The eventfd to poll for POLLIN; then call vmg_blkiotune_dispatch(). */
 int vmg_blkiotune_fd(const struct vmg_blkiotune *bt);
 
-/* Queues "set param of disk to value" (0 = no limit, as libvirt means it). Returns the
- * job id (> 0), -EBUSY when a job on the same (uuid, disk, param) is unfinished, -EINVAL
- * for an unknown parameter. The journal records the original before the set is queued. */
+/* Records vmguard's want "param of disk at most value" (0 = no want: release) and queues a
+ * job that writes the composed set (vmg_iotune_compose()) if it differs from the live one;
+ * once no want is left on the disk, the operator's set is written back and its journal entry
+ * dropped. Jobs on one disk run one after the other, in order. Returns the job id (> 0),
+ * -EBUSY when a job on the same (uuid, disk, param) is unfinished, -EINVAL for an unknown
+ * parameter. The journal records the original set before the set is written. */
 int64_t vmg_blkiotune_set(struct vmg_blkiotune *bt, const char *uuid, const char *name,
                           const char *disk, const char *param, unsigned long long value);
-/* Queues the restore of every blkiotune journal entry of uuid (NULL: of all VMs) that
- * has no job running. Returns the number queued. */
+/* Forgets vmguard's wants of uuid (NULL: of all VMs) and queues the restore of every
+ * blkiotune journal entry of uuid that has no job running. Returns the number queued. */
 int vmg_blkiotune_restore(struct vmg_blkiotune *bt, const char *uuid);
 
 /* Advances jobs (completions, next stage, timeouts) and copies up to n finished ones to

@@ -15,7 +15,9 @@
  *       "path": "machine/qemu-3-web1.libvirt-qemu/blkio.throttle.write_bps_device",
  *       "key": "254:0", "original": "0", "written": "20971520", "previous": null},
  *      {"uuid": "…", "name": "web1", "kind": "blkiotune", "root": "",
- *       "path": "vda", "key": "write_bytes_sec", "original": "0", "written": "5242880",
+ *       "path": "vda", "key": "iotune",
+ *       "original": "total_bytes_sec=52428800 read_bytes_sec=0 write_bytes_sec=0 total_iops_sec=0 read_iops_sec=0 write_iops_sec=0",
+ *       "written": "total_bytes_sec=0 read_bytes_sec=52428800 write_bytes_sec=5242880 total_iops_sec=0 read_iops_sec=0 write_iops_sec=0",
  *       "previous": null}]}
  *
  * kind "cgroup": root names the hierarchy ("cpu", "blkio" for v1, "unified" for v2), path
@@ -23,7 +25,10 @@
  * io.max "MAJ:MIN KEY" (e.g. "254:0 wbps"), one entry per key, so an admin's change to
  * another key of the same line is theirs (a whole-line "MAJ:MIN" entry of an older journal is
  * still restored as a line).
- * kind "blkiotune": path is the disk target, key the libvirt parameter.
+ * kind "blkiotune": path is the disk target, key "iotune", values the six byte/iops fields as
+ * one set, judged as a set (libvirt clears conflicting fields, so one field alone cannot be
+ * put back faithfully; see blkiotune.h). An older journal's entry keyed by one libvirt
+ * parameter, value in decimal, is still restored, that field alone.
  * kind "sysctl": uuid "host", path the switch below /proc/sys ("kernel/task_delayacct").
  * "previous" is the value vmguard wrote before "written" while an update is in flight: a
  * crash between persisting the new value and writing it leaves the old one live, which is

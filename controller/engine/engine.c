@@ -1,5 +1,11 @@
 /* The decision engine. Pure: everything it knows comes in through its arguments, everything
- * it decides goes out through its results. See docs/ENGINE.md for the rules in prose. */
+ * it decides goes out through its results. See docs/ENGINE.md for the rules in prose.
+ *
+ * Why one file of ~870 lines: it is one function's private parts (vmg_engine_step() and the
+ * judging, holding and reconciling it calls), sharing the static per-guest state struct and
+ * the harm/signal types; split, those would become a header of internals every piece includes
+ * and nothing else may use. Its service rule and resource words live outside already
+ * (service_health.c, policies/resources.c). */
 #include <assert.h>
 #include <errno.h>
 #include <math.h>
@@ -11,12 +17,14 @@
 #include "common/macros.h"
 #include "common/utf8.h"
 #include "controller/engine/engine.h"
+#include "controller/engine/service_health.h"
+#include "policies/resources.h"
 
 /* A throttled guest's usage cannot exceed its limit, so "usage > noisy_above" says nothing
  * about whether it still wants more. It is taken as still pressing when it runs at 80% of its
  * limit or more: measured limits hold usage a little under the figure (a 20 MB/s blkio limit
- * gave 19 MB/s, LAB-NOTES) and one tick's rate jitters by a few percent; 80% leaves room for
- * both while a guest that really calmed down drops far lower. */
+ * gave 19 MB/s: docs/LAB.md, "Levers measured") and one tick's rate jitters by a few
+ * percent; 80% leaves room for both while a guest that really calmed down drops far lower. */
 #define PRESS_FRAC 0.8
 
 /* At most this many restricting moves (throttle or tighten) per tick, across all VMs and
@@ -165,66 +173,12 @@ struct vmg_engine_state *vmg_engine_state_free(struct vmg_engine_state *s) {
         return NULL;
 }
 
-/* Words for a resource in reasons. policies/policy.c has vmg_resource_name() for JSON keys;
- * reasons want prose, and the engine must link without the policy module. */
-static const char *res_words(enum vmg_resource r) {
-        switch (r) {
-        case VMG_RES_CPU: return "CPU";
-        case VMG_RES_DISK_READ_BPS: return "disk reads";
-        case VMG_RES_DISK_WRITE_BPS: return "disk writes";
-        case VMG_RES_DISK_READ_IOPS: return "disk read ops";
-        case VMG_RES_DISK_WRITE_IOPS: return "disk write ops";
-        case VMG_RES_NET_RX_BPS: return "network receive";
-        case VMG_RES_NET_TX_BPS: return "network transmit";
-        case VMG_RES_COUNT: break;
-        }
-        return "?";
-}
-
-/* Human units, same style as vmg_resource_format() of the policy module (decimal SI). */
-static const char *fmt_value(enum vmg_resource r, double v, char *buf, size_t len) {
-        switch (r) {
-        case VMG_RES_CPU:
-                snprintf(buf, len, "%.2f cores", v);
-                break;
-        case VMG_RES_DISK_READ_BPS:
-        case VMG_RES_DISK_WRITE_BPS:
-                if (v >= 1e9)
-                        snprintf(buf, len, "%.1fGB/s", v / 1e9);
-                else if (v >= 1e6)
-                        snprintf(buf, len, "%.1fMB/s", v / 1e6);
-                else if (v >= 1e3)
-                        snprintf(buf, len, "%.1fkB/s", v / 1e3);
-                else
-                        snprintf(buf, len, "%.0fB/s", v);
-                break;
-        case VMG_RES_DISK_READ_IOPS:
-        case VMG_RES_DISK_WRITE_IOPS:
-                snprintf(buf, len, "%.0fiops", v);
-                break;
-        case VMG_RES_NET_RX_BPS:
-        case VMG_RES_NET_TX_BPS:
-                if (v >= 1e9)
-                        snprintf(buf, len, "%.1fGbit/s", v / 1e9);
-                else if (v >= 1e6)
-                        snprintf(buf, len, "%.1fMbit/s", v / 1e6);
-                else if (v >= 1e3)
-                        snprintf(buf, len, "%.1fkbit/s", v / 1e3);
-                else
-                        snprintf(buf, len, "%.0fbit/s", v);
-                break;
-        default:
-                snprintf(buf, len, "%g", v);
-        }
-        return buf;
-}
-
 static const char *fmt_limit(enum vmg_resource r, double v, char *buf, size_t len) {
         if (v <= 0) {
                 snprintf(buf, len, "unlimited");
                 return buf;
         }
-        return fmt_value(r, v, buf, len);
+        return vmg_resource_format(r, v, buf, len);
 }
 
 static const char *fmt_duration(uint64_t ns, char *buf, size_t len) {
@@ -325,28 +279,26 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                         continue;
                 ps = &h->services[es->policy_index];
                 name = es->name ? es->name : ps->name ? ps->name : "service";
+                unsigned symptoms = vmg_service_symptoms(ps, sr);
 
                 /* One signal per service naming each symptom over its threshold: the reason
                  * names a service once (counting signals means counting victims), and its
                  * harm is every kind those symptoms show. */
                 sig[n].text[0] = 0;
                 sig[n].harm = 0;
-                if (ps->max_run_delay_ms > 0 && finite_nonneg(sr->run_delay_avg_ms) &&
-                    sr->run_delay_avg_ms > ps->max_run_delay_ms) {
+                if (symptoms & VMG_SVC_BIT(VMG_SVC_RUN_DELAY)) {
                         append(sig[n].text, sizeof(sig[n].text), "%s run-queue delay %s > %s",
                                name, fmt_ms(sr->run_delay_avg_ms, a, sizeof(a)),
                                fmt_ms(ps->max_run_delay_ms, b, sizeof(b)));
                         sig[n].harm |= HARM_CPU;
                 }
-                if (ps->max_io_delay_frac > 0 && sr->blkio_delay_valid &&
-                    finite_nonneg(sr->blkio_delay_frac) && sr->blkio_delay_frac > ps->max_io_delay_frac) {
+                if (symptoms & VMG_SVC_BIT(VMG_SVC_IO_DELAY)) {
                         append(sig[n].text, sizeof(sig[n].text), "%s%sI/O wait %.0f%% > %.0f%%",
                                sig[n].harm ? ", " : name, sig[n].harm ? "" : " ",
                                sr->blkio_delay_frac * 100, ps->max_io_delay_frac * 100);
                         sig[n].harm |= HARM_IO;
                 }
-                if (ps->max_probe_latency_ms > 0 && finite_nonneg(sr->probe_latency_ms) &&
-                    sr->probe_latency_ms > ps->max_probe_latency_ms) {
+                if (symptoms & VMG_SVC_BIT(VMG_SVC_PROBE_LATENCY)) {
                         append(sig[n].text, sizeof(sig[n].text), "%s%sprobe latency %s > %s",
                                sig[n].harm ? ", " : name, sig[n].harm ? "" : " ",
                                fmt_ms(sr->probe_latency_ms, a, sizeof(a)),
@@ -506,21 +458,21 @@ static int reconcile(const struct vmg_policy *p, struct action_list *l,
                 rs->throttled = false;
                 snprintf(reason, sizeof(reason),
                          "guest %s of tenant %s: no noisy-neighbour rule for %s any more, limit back to %s",
-                         vm_label(vm), tn, res_words(r), fmt_limit(r, cap, a, sizeof(a)));
+                         vm_label(vm), tn, vmg_resource_words(r), fmt_limit(r, cap, a, sizeof(a)));
                 return apply(l, vm, vs, r, VMG_ACT_RELEASE, cap, false, now, reason);
         }
         if (rs->throttled) {
                 double floor = rule->floor > 0 ? rule->floor : 0;
                 if (cap > 0 && rs->limit > cap && !limits_equal(rs->limit, cap)) {
                         snprintf(reason, sizeof(reason), "guest %s of tenant %s: %s hard cap %s",
-                                 vm_label(vm), tn, res_words(r), fmt_value(r, cap, a, sizeof(a)));
+                                 vm_label(vm), tn, vmg_resource_words(r), vmg_resource_format(r, cap, a, sizeof(a)));
                         return apply(l, vm, vs, r, VMG_ACT_CAP, cap, false, now, reason);
                 }
                 if (floor > 0 && rs->limit < floor && (cap == 0 || floor <= cap) &&
                     !limits_equal(rs->limit, floor)) {
                         snprintf(reason, sizeof(reason),
                                  "guest %s of tenant %s: %s floor raised to %s by the policy",
-                                 vm_label(vm), tn, res_words(r), fmt_value(r, floor, a, sizeof(a)));
+                                 vm_label(vm), tn, vmg_resource_words(r), vmg_resource_format(r, floor, a, sizeof(a)));
                         return apply(l, vm, vs, r, VMG_ACT_RELAX, floor, false, now, reason);
                 }
                 return 0;
@@ -529,11 +481,11 @@ static int reconcile(const struct vmg_policy *p, struct action_list *l,
                 return 0;
         if (cap > 0) {
                 snprintf(reason, sizeof(reason), "guest %s of tenant %s: %s hard cap %s",
-                         vm_label(vm), tn, res_words(r), fmt_value(r, cap, a, sizeof(a)));
+                         vm_label(vm), tn, vmg_resource_words(r), vmg_resource_format(r, cap, a, sizeof(a)));
                 k = apply(l, vm, vs, r, VMG_ACT_CAP, cap, false, now, reason);
         } else {
                 snprintf(reason, sizeof(reason), "guest %s of tenant %s: no cap on %s any more, unlimited",
-                         vm_label(vm), tn, res_words(r));
+                         vm_label(vm), tn, vmg_resource_words(r));
                 k = apply(l, vm, vs, r, VMG_ACT_RELEASE, 0, false, now, reason);
         }
         return k;
@@ -637,14 +589,14 @@ static int judge(const struct vmg_policy *p, const struct vmg_engine_input *in,
                 snprintf(calm_why, sizeof(calm_why), "no contention");
         else
                 snprintf(calm_why, sizeof(calm_why), "%s, under its limit %s",
-                         fmt_value(r, u, a, sizeof(a)), fmt_value(r, rs->limit, b, sizeof(b)));
+                         vmg_resource_format(r, u, a, sizeof(a)), vmg_resource_format(r, rs->limit, b, sizeof(b)));
         /* Past noisy_above the limit restrains nothing the policy calls noise: release, to
          * the cap when there is one (release never lifts a VM above its cap). */
         if (next >= rule->noisy_above || (rs->cap > 0 && next >= rs->cap)) {
                 char back[64];
 
                 if (rs->cap > 0)
-                        snprintf(back, sizeof(back), "cap %s", fmt_value(r, rs->cap, b, sizeof(b)));
+                        snprintf(back, sizeof(back), "cap %s", vmg_resource_format(r, rs->cap, b, sizeof(b)));
                 else
                         snprintf(back, sizeof(back), "unlimited");
                 rs->throttled = false;
@@ -653,15 +605,15 @@ static int judge(const struct vmg_policy *p, const struct vmg_engine_input *in,
                 rs->released_at = now;
                 snprintf(reason, sizeof(reason),
                          "guest %s of tenant %s: %s calm for %s (%s), noise limit lifted, back to %s",
-                         vm_label(vm), tenant_name(p, vs->tenant), res_words(r),
+                         vm_label(vm), tenant_name(p, vs->tenant), vmg_resource_words(r),
                          fmt_duration(now - rs->calm_since, d, sizeof(d)), calm_why, back);
                 return apply(l, vm, vs, r, VMG_ACT_RELEASE, rs->cap, true, now, reason);
         }
         snprintf(reason, sizeof(reason),
                  "guest %s of tenant %s: %s calm for %s (%s), limit raised to %s",
-                 vm_label(vm), tenant_name(p, vs->tenant), res_words(r),
+                 vm_label(vm), tenant_name(p, vs->tenant), vmg_resource_words(r),
                  fmt_duration(now - rs->calm_since, d, sizeof(d)), calm_why,
-                 fmt_value(r, next, a, sizeof(a)));
+                 vmg_resource_format(r, next, a, sizeof(a)));
         return apply(l, vm, vs, r, VMG_ACT_RELAX, next, true, now, reason);
 }
 
@@ -682,9 +634,9 @@ static int restrict_move(const struct vmg_policy *p, const struct vmg_engine_inp
                         rs->strikes = 0;
                 }
                 snprintf(reason, sizeof(reason), "guest %s of tenant %s: %s %s over %s for %s while %s",
-                         vm_label(vm), tenant_name(p, vs->tenant), res_words(r),
-                         fmt_value(r, rs->usage, a, sizeof(a)),
-                         fmt_value(r, rule->noisy_above, b, sizeof(b)),
+                         vm_label(vm), tenant_name(p, vs->tenant), vmg_resource_words(r),
+                         vmg_resource_format(r, rs->usage, a, sizeof(a)),
+                         vmg_resource_format(r, rule->noisy_above, b, sizeof(b)),
                          fmt_duration(in->now_ns - rs->suspect_since, d, sizeof(d)), why->text);
                 if (rs->strikes > 0) {
                         char e[32];
@@ -696,8 +648,8 @@ static int restrict_move(const struct vmg_policy *p, const struct vmg_engine_inp
         } else {
                 snprintf(reason, sizeof(reason),
                          "guest %s of tenant %s: %s %s at its limit %s, still contended %s after the last change (%s)",
-                         vm_label(vm), tenant_name(p, vs->tenant), res_words(r),
-                         fmt_value(r, rs->usage, a, sizeof(a)), fmt_value(r, rs->limit, b, sizeof(b)),
+                         vm_label(vm), tenant_name(p, vs->tenant), vmg_resource_words(r),
+                         vmg_resource_format(r, rs->usage, a, sizeof(a)), vmg_resource_format(r, rs->limit, b, sizeof(b)),
                          fmt_duration(in->now_ns - rs->last_change, d, sizeof(d)), why->text);
         }
         return apply(l, vm, vs, r, c->kind, c->new_limit, true, in->now_ns, reason);

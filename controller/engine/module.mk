@@ -1,5 +1,6 @@
 # The decision engine: samples + policy + state + now in, actions out; no I/O, no clock.
-ENGINE_SRCS = controller/engine/engine.c controller/engine/service_health.c
+# resources.c: the resource words and units of its reasons (engine -> policies is allowed).
+ENGINE_SRCS = controller/engine/engine.c controller/engine/service_health.c $(RESOURCES_SRCS)
 
 UNIT_TESTS += test_engine test_engine_props test_engine_quota test_service_health
 test_engine_SRCS = tests/unit/test_engine.c $(ENGINE_SRCS)

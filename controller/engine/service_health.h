@@ -1,8 +1,8 @@
 /* "Is this protected service hurting?": the one rule, judged on a service's rates against
- * its policy. The status snapshot (controller/daemon/snapshot.c, field "healthy") calls it;
- * the engine's judge_contention() in engine.c applies the same rule inline, symptom by
- * symptom, to word its reason (that file is edited on another branch: switch it to this
- * function there). Pure: no I/O, no clock. */
+ * its policy. The status snapshot (controller/daemon/snapshot.c, field "healthy") calls
+ * vmg_service_hurting(); the engine's judge_contention() calls vmg_service_symptoms() to
+ * name every symptom in its reason, and so does the engine tests' oracle. Pure: no I/O, no
+ * clock. */
 #pragma once
 #include "policies/policy.h"
 #include "probes/sample.h"
@@ -20,3 +20,9 @@ enum vmg_service_symptom {
  * service without a fresh interval is neither healthy nor hurting. */
 enum vmg_service_symptom vmg_service_hurting(const struct vmg_service *policy,
                                              const struct vmg_service_rates *rates);
+
+/* Bit of a symptom in vmg_service_symptoms()'s mask. */
+#define VMG_SVC_BIT(s) (1u << (s))
+/* Every symptom over its threshold, as a mask of VMG_SVC_BIT(symptom); 0 when fine. Judged
+ * exactly as vmg_service_hurting(), which returns the lowest of them. */
+unsigned vmg_service_symptoms(const struct vmg_service *policy, const struct vmg_service_rates *rates);

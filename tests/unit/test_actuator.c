@@ -634,8 +634,8 @@ static void test_mixed_journal(void) {
 struct fake_virt {
         pthread_mutex_t mu;
         struct {
-                const char *uuid, *disk, *param;
-                unsigned long long value;
+                const char *uuid, *disk;
+                struct vmg_iotune s;
         } v[4];
         size_t n;
         int set_err, get_err;
@@ -643,10 +643,9 @@ struct fake_virt {
         int block_fd; /* >= 0: calls wait for a byte on this fd (a domain stuck in a job) */
 };
 
-static int fv_find(struct fake_virt *fv, const char *uuid, const char *disk, const char *param) {
+static int fv_find(struct fake_virt *fv, const char *uuid, const char *disk) {
         for (size_t i = 0; i < fv->n; i++)
-                if (!strcmp(fv->v[i].uuid, uuid) && !strcmp(fv->v[i].disk, disk) &&
-                    !strcmp(fv->v[i].param, param))
+                if (!strcmp(fv->v[i].uuid, uuid) && !strcmp(fv->v[i].disk, disk))
                         return (int) i;
         return -1;
 }
@@ -657,43 +656,58 @@ static void fv_block(struct fake_virt *fv) {
                 perror("block");
 }
 
-static int fv_get(void *ud, const char *uuid, const char *disk, const char *param,
-                  unsigned long long *ret) {
+static int fv_get(void *ud, const char *uuid, const char *disk, struct vmg_iotune *ret) {
         struct fake_virt *fv = ud;
         fv_block(fv);
         pthread_mutex_lock(&fv->mu);
-        int i = fv_find(fv, uuid, disk, param), r = 0;
+        int i = fv_find(fv, uuid, disk), r = 0;
         if (fv->get_err)
                 r = fv->get_err;
         else if (i < 0)
                 r = -ENOENT;
         else
-                *ret = fv->v[i].value;
+                *ret = fv->v[i].s;
         pthread_mutex_unlock(&fv->mu);
         return r;
 }
 
-static int fv_set(void *ud, const char *uuid, const char *disk, const char *param,
-                  unsigned long long value) {
+/* libvirt refuses a total beside a read or write limit of the same kind (the QEMU driver's
+ * "total and read/write ... cannot be set at the same time"). */
+static bool fv_conflict(const struct vmg_iotune *s) {
+        return (s->v[VMG_IOTUNE_TOTAL_BYTES] && (s->v[VMG_IOTUNE_READ_BYTES] || s->v[VMG_IOTUNE_WRITE_BYTES])) ||
+               (s->v[VMG_IOTUNE_TOTAL_IOPS] && (s->v[VMG_IOTUNE_READ_IOPS] || s->v[VMG_IOTUNE_WRITE_IOPS]));
+}
+
+static int fv_set(void *ud, const char *uuid, const char *disk, const struct vmg_iotune *value) {
         struct fake_virt *fv = ud;
         fv_block(fv);
         pthread_mutex_lock(&fv->mu);
-        int i = fv_find(fv, uuid, disk, param), r = 0;
+        int i = fv_find(fv, uuid, disk), r = 0;
         if (fv->set_err)
                 r = fv->set_err;
         else if (i < 0)
                 r = -ENOENT;
+        else if (fv_conflict(value))
+                r = -EINVAL;
         else {
-                fv->v[i].value = value;
+                fv->v[i].s = *value;
                 fv->sets++;
         }
         pthread_mutex_unlock(&fv->mu);
         return r;
 }
 
+/* Disk i's field f (write_bytes_sec unless said). */
+static unsigned long long fv_field(struct fake_virt *fv, int i, enum vmg_iotune_field f) {
+        pthread_mutex_lock(&fv->mu);
+        unsigned long long v = fv->v[i].s.v[f];
+        pthread_mutex_unlock(&fv->mu);
+        return v;
+}
+
 static unsigned long long fv_value(struct fake_virt *fv, int i) {
         pthread_mutex_lock(&fv->mu);
-        unsigned long long v = fv->v[i].value;
+        unsigned long long v = fv->v[i].s.v[VMG_IOTUNE_WRITE_BYTES];
         pthread_mutex_unlock(&fv->mu);
         return v;
 }
@@ -709,6 +723,8 @@ static int wait_one(struct vmg_blkiotune *bt, struct vmg_blkiotune_result *res) 
         return -ETIME;
 }
 
+#define MIB 1048576ULL
+
 static void test_blkiotune(void) {
         _cleanup_free_ char *state = make_dir("bt");
         struct vmg_journal *j = NULL;
@@ -717,14 +733,12 @@ static void test_blkiotune(void) {
         pthread_mutex_init(&fv.mu, NULL);
         fv.v[0].uuid = UUID_A;
         fv.v[0].disk = "vda";
-        fv.v[0].param = "write_bytes_sec";
-        fv.v[0].value = 0;
         struct vmg_blkiotune_ops ops = {.get = fv_get, .set = fv_set, .userdata = &fv};
         CHECK_INT(vmg_journal_open(state, &j), 0);
         struct vmg_blkiotune_config cfg = {.journal = j, .ops = &ops, .timeout_ms = 200};
         CHECK_INT(vmg_blkiotune_new(&cfg, &bt), 0);
         struct vmg_blkiotune_result res;
-        const struct vmg_knob k = {"blkiotune", "", "vda", "write_bytes_sec"};
+        const struct vmg_knob k = {"blkiotune", "", "vda", VMG_IOTUNE_KEY};
 
         T_CASE("blkiotune throttle");
         int64_t id = vmg_blkiotune_set(bt, UUID_A, "web1", "vda", "write_bytes_sec", 5242880);
@@ -737,7 +751,13 @@ static void test_blkiotune(void) {
         CHECK_STR(res.disk, "vda");
         CHECK_U64(fv_value(&fv, 0), 5242880);
         const struct vmg_journal_entry *e = vmg_journal_find(j, UUID_A, &k);
-        CHECK(e && strcmp(e->original, "0") == 0 && strcmp(e->written, "5242880") == 0);
+        CHECK(e != NULL);
+        if (e) {
+                CHECK_STR(e->original, "total_bytes_sec=0 read_bytes_sec=0 write_bytes_sec=0 "
+                                       "total_iops_sec=0 read_iops_sec=0 write_iops_sec=0");
+                CHECK_STR(e->written, "total_bytes_sec=0 read_bytes_sec=0 write_bytes_sec=5242880 "
+                                      "total_iops_sec=0 read_iops_sec=0 write_iops_sec=0");
+        }
         CHECK_INT(vmg_blkiotune_pending(bt), 0);
 
         T_CASE("blkiotune unchanged: no set");
@@ -762,7 +782,7 @@ static void test_blkiotune(void) {
         CHECK_INT(wait_one(bt, &res), 0);
         CHECK_INT(res.r, 1);
         pthread_mutex_lock(&fv.mu);
-        fv.v[0].value = 1000; /* virsh blkdeviotune by an admin */
+        fv.v[0].s.v[VMG_IOTUNE_WRITE_BYTES] = 1000; /* virsh blkdeviotune by an admin */
         pthread_mutex_unlock(&fv.mu);
         CHECK_INT(vmg_blkiotune_restore_sync(bt, UUID_A), 0);
         CHECK_U64(fv_value(&fv, 0), 1000);
@@ -774,7 +794,7 @@ static void test_blkiotune(void) {
         CHECK_INT(vmg_journal_count(j), 0);
 
         T_CASE("blkiotune permanent set failure");
-        fv.v[0].value = 0;
+        fv.v[0].s.v[VMG_IOTUNE_WRITE_BYTES] = 0;
         fv.set_err = -EPERM;
         CHECK(vmg_blkiotune_set(bt, UUID_A, "web1", "vda", "write_bytes_sec", 4096) > 0);
         CHECK_INT(wait_one(bt, &res), 0);
@@ -817,11 +837,146 @@ static void test_blkiotune(void) {
         close(pfd[0]);
         close(pfd[1]);
 
+        /* An operator's <iotune> preset: the six fields are one set. */
+        T_CASE("blkiotune: an operator's total_bytes_sec=50M survives a throttle and its release");
+        fv.v[0].s = (struct vmg_iotune) {};
+        fv.v[0].s.v[VMG_IOTUNE_TOTAL_BYTES] = 50 * MIB;
+        CHECK(vmg_blkiotune_set(bt, UUID_A, "web1", "vda", "write_bytes_sec", 5 * MIB) > 0);
+        CHECK_INT(wait_one(bt, &res), 0);
+        CHECK_INT(res.r, 1);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_WRITE_BYTES), 5 * MIB);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_READ_BYTES), 50 * MIB);
+        CHECK_INT(vmg_journal_count(j), 1);
+        CHECK_INT(vmg_blkiotune_restore_sync(bt, UUID_A), 1);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_TOTAL_BYTES), 50 * MIB);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_READ_BYTES), 0);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_WRITE_BYTES), 0);
+        CHECK_INT(vmg_journal_count(j), 0);
+
+        T_CASE("blkiotune: a release (want 0) writes the operator's set back and forgets it");
+        CHECK(vmg_blkiotune_set(bt, UUID_A, "web1", "vda", "write_bytes_sec", 5 * MIB) > 0);
+        CHECK_INT(wait_one(bt, &res), 0);
+        CHECK(vmg_blkiotune_set(bt, UUID_A, "web1", "vda", "write_bytes_sec", 0) > 0);
+        CHECK_INT(wait_one(bt, &res), 0);
+        CHECK_INT(res.r, 1);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_TOTAL_BYTES), 50 * MIB);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_WRITE_BYTES), 0);
+        CHECK_INT(vmg_journal_count(j), 0);
+
+        T_CASE("blkiotune: an operator's stricter total is left alone, nothing journaled");
+        CHECK(vmg_blkiotune_set(bt, UUID_A, "web1", "vda", "write_bytes_sec", 100 * MIB) > 0);
+        CHECK_INT(wait_one(bt, &res), 0);
+        CHECK_INT(res.r, 0);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_TOTAL_BYTES), 50 * MIB);
+        CHECK_INT(vmg_journal_count(j), 0);
+        CHECK_INT(vmg_blkiotune_restore_sync(bt, UUID_A), 0);
+
+        T_CASE("blkiotune: read and write caps on one disk land together, in order");
+        CHECK(vmg_blkiotune_set(bt, UUID_A, "web1", "vda", "write_bytes_sec", 5 * MIB) > 0);
+        CHECK(vmg_blkiotune_set(bt, UUID_A, "web1", "vda", "read_bytes_sec", 1 * MIB) > 0);
+        CHECK_INT(wait_one(bt, &res), 0);
+        CHECK_INT(wait_one(bt, &res), 0);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_READ_BYTES), 1 * MIB);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_WRITE_BYTES), 5 * MIB);
+        CHECK_INT(vmg_blkiotune_restore_sync(bt, UUID_A), 1);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_TOTAL_BYTES), 50 * MIB);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_READ_BYTES), 0);
+
+        T_CASE("blkiotune: an operator's change during the throttle is kept at release");
+        CHECK(vmg_blkiotune_set(bt, UUID_A, "web1", "vda", "write_bytes_sec", 5 * MIB) > 0);
+        CHECK_INT(wait_one(bt, &res), 0);
+        CHECK_INT(res.r, 1);
+        pthread_mutex_lock(&fv.mu); /* virsh blkdeviotune web1 vda --total-bytes-sec 30M */
+        fv.v[0].s = (struct vmg_iotune) {};
+        fv.v[0].s.v[VMG_IOTUNE_TOTAL_BYTES] = 30 * MIB;
+        pthread_mutex_unlock(&fv.mu);
+        CHECK_INT(vmg_blkiotune_restore_sync(bt, UUID_A), 0);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_TOTAL_BYTES), 30 * MIB);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_WRITE_BYTES), 0);
+        CHECK_INT(vmg_journal_count(j), 0);
+
+        T_CASE("blkiotune: a change during the throttle becomes the original of the next one");
+        CHECK(vmg_blkiotune_set(bt, UUID_A, "web1", "vda", "write_bytes_sec", 5 * MIB) > 0);
+        CHECK_INT(wait_one(bt, &res), 0);
+        pthread_mutex_lock(&fv.mu);
+        fv.v[0].s = (struct vmg_iotune) {};
+        fv.v[0].s.v[VMG_IOTUNE_TOTAL_BYTES] = 40 * MIB;
+        pthread_mutex_unlock(&fv.mu);
+        CHECK(vmg_blkiotune_set(bt, UUID_A, "web1", "vda", "write_bytes_sec", 4 * MIB) > 0);
+        CHECK_INT(wait_one(bt, &res), 0);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_READ_BYTES), 40 * MIB);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_WRITE_BYTES), 4 * MIB);
+        CHECK_INT(vmg_blkiotune_restore_sync(bt, UUID_A), 1);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_TOTAL_BYTES), 40 * MIB);
+
+        T_CASE("blkiotune: an old journal's single-key entry still restores, that field alone");
+        const struct vmg_knob old = {"blkiotune", "", "vda", "write_bytes_sec"};
+        pthread_mutex_lock(&fv.mu);
+        fv.v[0].s = (struct vmg_iotune) {};
+        fv.v[0].s.v[VMG_IOTUNE_READ_BYTES] = 7 * MIB;
+        fv.v[0].s.v[VMG_IOTUNE_WRITE_BYTES] = 5 * MIB;
+        pthread_mutex_unlock(&fv.mu);
+        CHECK_INT(vmg_journal_record(j, UUID_A, "web1", &old, "0", "5242880"), 0);
+        vmg_blkiotune_free(bt);
+        vmg_journal_free(j);
+        CHECK_INT(vmg_journal_open(state, &j), 0);
+        cfg.journal = j;
+        CHECK_INT(vmg_blkiotune_new(&cfg, &bt), 0);
+        CHECK_INT(vmg_blkiotune_restore_sync(bt, NULL), 1);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_WRITE_BYTES), 0);
+        CHECK_U64(fv_field(&fv, 0, VMG_IOTUNE_READ_BYTES), 7 * MIB);
+        CHECK_INT(vmg_journal_count(j), 0);
+
         vmg_blkiotune_free(bt);
         vmg_journal_free(j);
         pthread_mutex_destroy(&fv.mu);
         rm_rf(state);
 }
+
+/* ---- an operator's <iotune> preset: the six fields are one set ---- */
+
+static void test_iotune_compose(void) {
+        /* {total, read, write} bytes; iops alike. */
+        static const struct {
+                const char *name;
+                unsigned long long op[3], want[3], out[3];
+        } cases[] = {
+                {"no preset: vmguard's write cap alone", {0, 0, 0}, {0, 0, 5 * MIB}, {0, 0, 5 * MIB}},
+                {"total 50M, cap 5M: read keeps 50M, write 5M", {50 * MIB, 0, 0}, {0, 0, 5 * MIB},
+                 {0, 50 * MIB, 5 * MIB}},
+                {"total 50M stricter than a 100M cap: kept whole", {50 * MIB, 0, 0}, {0, 0, 100 * MIB},
+                 {50 * MIB, 0, 0}},
+                {"operator's write 2M stricter than a 5M cap", {0, 8 * MIB, 2 * MIB}, {0, 0, 5 * MIB},
+                 {0, 8 * MIB, 2 * MIB}},
+                {"operator's read kept beside the cap", {0, 8 * MIB, 0}, {0, 0, 5 * MIB}, {0, 8 * MIB, 5 * MIB}},
+                {"no want: the operator's set, unchanged", {50 * MIB, 0, 0}, {0, 0, 0}, {50 * MIB, 0, 0}},
+                {"read and write caps under a total", {50 * MIB, 0, 0}, {0, 1 * MIB, 5 * MIB},
+                 {0, 1 * MIB, 5 * MIB}},
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+                T_CASE(cases[i].name);
+                struct vmg_iotune op = {}, want = {}, out;
+                for (int f = 0; f < 3; f++) {
+                        op.v[f] = op.v[f + 3] = cases[i].op[f];
+                        want.v[f] = want.v[f + 3] = cases[i].want[f];
+                }
+                vmg_iotune_compose(&op, &want, &out);
+                for (int f = 0; f < 3; f++) {
+                        CHECK_U64(out.v[f], cases[i].out[f]);
+                        CHECK_U64(out.v[f + 3], cases[i].out[f]);
+                }
+        }
+        T_CASE("iotune text round trip; junk refused");
+        struct vmg_iotune s = {{1, 2, 3, 4, 5, 18446744073709551615ULL}}, back = {};
+        char buf[192];
+        CHECK(vmg_iotune_format(&s, buf, sizeof buf) > 0);
+        CHECK_INT(vmg_iotune_parse(buf, &back), 0);
+        CHECK(vmg_iotune_equal(&s, &back));
+        CHECK_INT(vmg_iotune_format(&s, buf, 20), -ENOBUFS);
+        CHECK_INT(vmg_iotune_parse("5242880", &back), -EINVAL);
+        CHECK_INT(vmg_iotune_parse("total_bytes_sec=1 read_bytes_sec=2", &back), -EINVAL);
+}
+
 
 int main(void) {
         log_set_max_level(LOG_WARNING);
@@ -841,5 +996,6 @@ int main(void) {
         test_real_write_and_symlink();
         test_mixed_journal();
         test_blkiotune();
+        test_iotune_compose();
         return t_summary();
 }

@@ -40,19 +40,20 @@ static int flaky_write(int dirfd, const char *relpath, const char *value, void *
 /* libvirt: one disk, whose set fails set_busy_left times. */
 static unsigned long long bt_value;
 static int set_busy_left, bt_sets;
-static int fake_get(void *ud, const char *uuid, const char *disk, const char *param, unsigned long long *ret) {
-        (void) ud, (void) uuid, (void) disk, (void) param;
-        *ret = bt_value;
+static int fake_get(void *ud, const char *uuid, const char *disk, struct vmg_iotune *ret) {
+        (void) ud, (void) uuid, (void) disk;
+        *ret = (struct vmg_iotune) {};
+        ret->v[VMG_IOTUNE_WRITE_BYTES] = bt_value;
         return 0;
 }
-static int fake_set(void *ud, const char *uuid, const char *disk, const char *param, unsigned long long v) {
-        (void) ud, (void) uuid, (void) disk, (void) param;
+static int fake_set(void *ud, const char *uuid, const char *disk, const struct vmg_iotune *s) {
+        (void) ud, (void) uuid, (void) disk;
         bt_sets++;
         if (set_busy_left > 0) {
                 set_busy_left--;
                 return -EBUSY;
         }
-        bt_value = v;
+        bt_value = s->v[VMG_IOTUNE_WRITE_BYTES];
         return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "controller/engine/engine.h"
+#include "controller/engine/service_health.h"
 
 /* Seconds per second a guest's own CFS quota held it back (cpu.stat throttled time), as the
  * policy's words define it: only with a valid CPU figure, at most 1. */
@@ -35,10 +36,12 @@ static inline bool oracle_contended(const struct vmg_policy *p, const struct vmg
                 const struct vmg_service_rates *r = &in->services[i].rates;
                 if (!r->valid)
                         continue;
-                if ((cpu && s->max_run_delay_ms > 0 && r->run_delay_avg_ms > s->max_run_delay_ms) ||
-                    (io && s->max_io_delay_frac > 0 && r->blkio_delay_valid &&
-                     r->blkio_delay_frac > s->max_io_delay_frac) ||
-                    (s->max_probe_latency_ms > 0 && r->probe_latency_ms > s->max_probe_latency_ms))
+                /* Whether a service hurts is the one rule of service_health.c (tested on its
+                 * own in test_service_health); the oracle's own part is which harm a limit
+                 * on res undoes. */
+                unsigned sym = vmg_service_symptoms(s, r);
+                if ((cpu && (sym & VMG_SVC_BIT(VMG_SVC_RUN_DELAY))) || (io && (sym & VMG_SVC_BIT(VMG_SVC_IO_DELAY))) ||
+                    (sym & VMG_SVC_BIT(VMG_SVC_PROBE_LATENCY)))
                         return true;
         }
         for (size_t i = 0; i < in->n_vms; i++)
