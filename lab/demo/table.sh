@@ -41,13 +41,13 @@ for c in $(awk '{print $1}' "$out/report.txt" | uniq); do
 		} else
 			row("noisy guest disk writes", "noisy_mbs", "MB/s")
 		# Harm first: protection can only be shown where the noise hurt the victim. Below
-		# 1.5x calm at p90 with every exchange answered, the differences are this host's
-		# noise (calm runs vary by ~10-20% between phases here).
+		# 1.5x calm at p90 with every exchange answered, the differences are this host
+		# noise (calm runs vary by about 10-20 percent between phases here).
 		harm = (v["calm", "dhcp_p90"] > 0) ? v["noise", "dhcp_p90"] / v["calm", "dhcp_p90"] : 0
 		if (v["noise", "dhcp_pct"] != "" && v["noise", "dhcp_pct"] + 0 < 100 || harm >= 1.5)
 			printf "harm without vmguard: DHCP p90 %.1fx calm, %s%% of exchanges answered\n", harm, v["noise", "dhcp_pct"]
 		else
-			printf "NO HARM SHOWN: without vmguard the victim's DHCP p90 was only %.2fx calm with %s%% answered; this run cannot show protection (the lab's slow disk should make harm: is lab/slowdisk.sh in use?)\n", harm, v["noise", "dhcp_pct"]
+			printf "NO HARM SHOWN: without vmguard the victim DHCP p90 was only %.2fx calm with %s%% answered; this run cannot show protection (the slow disk of the lab should make harm: is lab/slowdisk.sh in use?)\n", harm, v["noise", "dhcp_pct"]
 		if (v["noise", "dhcp_p90"] > 0 && v["guard", "dhcp_p90"] > 0)
 			printf "DHCP p90: noise/vmguard %.1fx better with vmguard; vmguard/calm %.2fx; harm removed %.0f%%\n",
 				v["noise", "dhcp_p90"] / v["guard", "dhcp_p90"], v["guard", "dhcp_p90"] / v["calm", "dhcp_p90"],
