@@ -82,6 +82,7 @@ cpu_rate() { # cores over 3 s from the guest's cgroup (the unified tree keeps us
 	awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", (b - a) / 3e6 }'
 }
 
+delayacct_before=$(cat /proc/sys/kernel/task_delayacct)
 # --- 4. dry run first: decides, logs, changes nothing ----------------------------------
 before=$(cat "$cgdir/cpu.cfs_quota_us" /sys/fs/cgroup/blkio/machine/*-vmg-$GCPU.libvirt-qemu/blkio.throttle.* 2>/dev/null | md5sum)
 start_hogs
@@ -119,12 +120,30 @@ check "throttle logged with its reason" grep -q 'throttle cpu unlimited -> 0.10 
 check "status says the guest is throttled" jq -e --arg n "vmg-$GCPU" '.vms[] | select(.name == $n) | .throttled' "$tmp/state/status.json"
 
 # --- 2a. SIGKILL leaves the value; a restart reconciles before the first tick -------------
+# A second vmguardd while one runs (even with its own state dir) must refuse before it
+# touches anything: both would manage the same guests.
+mkdir -p "$tmp/state2"
+out=$(timeout 20 $VMGD --host "$tmp/host.json" --tenants "$tmp/tenants" --state-dir "$tmp/state2" 2>&1) && rc=0 || rc=$?
+check_num "a second vmguardd refuses to start (exit)" "$rc" -ne 0
+check "and names the running one (pid $dpid)" grep -q "another vmguardd is running (pid $dpid" <<<"$out"
+check "the quota is still the first one's ($(quota))" test "$(quota)" != "$orig"
 kill -KILL "$dpid"; wait "$dpid" 2>/dev/null; dpid=
 check "after SIGKILL the quota is still ours ($(quota))" test "$(quota)" != "$orig"
 stop_hogs
+# A restart after a crash with a broken tenant file: every original goes back first, then
+# the start is refused with the file, line and field.
+cp "$tmp/tenants/$TEN.json" "$tmp/tenant.before-crash"
+printf '{ "tenant": "%s", "vms": { "metadata": true },\n  "limits": { "cpu": { "floor": "much" } } }\n' "$TEN" >"$tmp/tenants/$TEN.json"
+out=$(timeout 30 $VMGD --host "$tmp/host.json" --tenants "$tmp/tenants" --state-dir "$tmp/state" 2>&1) && rc=0 || rc=$?
+echo "$out" | sed 's/^/#   /' | tail -n 4
+check_num "restart with a broken tenant file refuses to run (exit)" "$rc" -ne 0
+check "and says which file, line and field" grep -q "$TEN.json:2:[0-9]*: limits.cpu.floor" <<<"$out"
+check "yet the original quota is back ($(quota))" test "$(quota)" = "$orig"
+check "and kernel.task_delayacct is back to $delayacct_before" test "$(cat /proc/sys/kernel/task_delayacct)" = "$delayacct_before"
+cp "$tmp/tenant.before-crash" "$tmp/tenants/$TEN.json"
 start_daemon
 sleep 1.5
-check "restart after SIGKILL restored the original quota ($(quota))" test "$(quota)" = "$orig"
+check "restart after SIGKILL leaves the original quota ($(quota))" test "$(quota)" = "$orig"
 
 # --- release when calm: contention back, throttle, contention gone, quota returns ---------
 start_hogs
