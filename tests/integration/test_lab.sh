@@ -3,7 +3,8 @@
 # guest image, brings up the lab network, boots one victim guest, checks that it gets DHCP
 # leases and DNS answers from dnsmasq, then tears everything down and checks nothing is left.
 # Takes ~25 s with a cached image (first run: + ~10 s to download and build it).
-# It owns the whole lab while it runs: stale vmg-* guests are torn down first.
+# It touches only its own guest (vmg-labtestPID-victim) and namespace (vmglabPID): other lab
+# users' guests are never torn down.
 . "$(dirname "$0")/lib.sh"
 cd "$T_ROOT"
 
@@ -11,28 +12,30 @@ require_root
 require_cmd virsh libvirtd virtlogd qemu-system-x86_64 dnsmasq ip cpio gcc apt-get
 [ -x /bin/busybox ] || skip "needs busybox-static (run lab/deps.sh)"
 
-GUEST=vmg-labtest-victim
+NAME=labtest$$-victim
+GUEST=vmg-$NAME
 RUN=${VMG_LAB_RUN:-/run/vmguard-lab}
-NS=${VMG_LAB_NS:-vmglab}
+NS=vmglab$$
+export VMG_LAB_NS=$NS
 CONSOLE=$RUN/$GUEST.console
 
-./lab/teardown.sh >/dev/null 2>&1 || true
-on_exit ./lab/teardown.sh
+on_exit ./lab/net.sh down "$NS"
+on_exit ./lab/guest.sh destroy "$NAME"
 
 check "libvirtd starts and answers" ./lab/libvirtd.sh start
 check "libvirtd start is idempotent" ./lab/libvirtd.sh start
 check "guest image builds" ./lab/image.sh
 check "guest image is cached on the second run" sh -c './lab/image.sh 2>&1 | grep -q "up to date"'
-check "lab network comes up" ./lab/net.sh up
-check "lab network up is idempotent" ./lab/net.sh up
+check "lab network comes up" ./lab/net.sh up "$NS"
+check "lab network up is idempotent" ./lab/net.sh up "$NS"
 check "dnsmasq answers DNS in the namespace" \
 	sh -c "ip netns exec $NS busybox nslookup -type=a victim.lab 198.18.0.1 | grep -q 198.18.0.10"
 
 t0=$(date +%s.%N)
-check "victim guest is created" ./lab/guest.sh create labtest-victim victim --tenant labtest
+check "victim guest is created (with a small disk, to see it removed)" ./lab/guest.sh create "$NAME" victim --disk 16 --tenant labtest
 check "domain has the tenant metadata" sh -c \
 	"virsh -c qemu:///system dumpxml $GUEST | grep -q '<vmguard:tenant[^>]*>labtest</vmguard:tenant>'"
-if ready=$(./lab/guest.sh wait-ready labtest-victim 90 2>&1); then
+if ready=$(./lab/guest.sh wait-ready "$NAME" 90 2>&1); then
 	boot=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 	t_pass "victim prints VMG ready"
 	echo "# boot to 'VMG ready': ${boot}s (create + kernel + first DHCP)"
@@ -68,19 +71,22 @@ echo "# calm DNS lookup ms:    median ${nmed:-?} p90 ${np90:-?} max ${nmax:-?} (
 check_num "calm DHCP median (ms)" "${dmed:-x}" -lt 2000
 check_num "calm DNS median (ms)" "${nmed:-x}" -lt 1000
 
-mac=$(./lab/guest.sh info labtest-victim | sed -n 's/^mac=//p')
+mac=$(./lab/guest.sh info "$NAME" | sed -n 's/^mac=//p')
 check "guest has a MAC" test -n "$mac"
 check "dnsmasq lease file holds the guest's lease" grep -q " $mac 198\.18\.0\." "$RUN/$NS.leases"
 check "dnsmasq logged DHCPACKs to the guest" grep -q "DHCPACK(br0) 198\.18\.0\.[0-9]* $mac" "$RUN/$NS.dnsmasq.log"
-tap=$(./lab/guest.sh info labtest-victim | sed -n 's/^tap=//p')
+tap=$(./lab/guest.sh info "$NAME" | sed -n 's/^tap=//p')
+disk=$(./lab/guest.sh info "$NAME" | sed -n 's/^disk=//p')
 check "guest tap is enslaved to br0 in $NS" sh -c "ip -n $NS -o link show '$tap' | grep -q 'master br0'"
 check "guest tap is not left in the root namespace" sh -c "! ip link show '$tap' >/dev/null 2>&1"
 
-check "teardown succeeds" ./lab/teardown.sh
-check "teardown is safe to run twice" ./lab/teardown.sh
-check "no vmg-* domain is left" sh -c "! virsh -q -c qemu:///system list --all --name | grep -q '^vmg-'"
-check "no lab namespace is left" sh -c "! ip netns list | grep -qw '$NS'"
-check "no lab tap is left" sh -c "! ip -o link show | grep -qE ': vmgt[0-9]+[:@]'"
-check "no lab dnsmasq is left" sh -c "! test -e '$RUN/$NS.dnsmasq.pid'"
-check "no guest disk image is left" sh -c "! ls ${VMG_LAB_DISKS:-/var/lib/vmguard-lab/disks}/vmg-*.raw 2>/dev/null"
+check "guest destroy succeeds" ./lab/guest.sh destroy "$NAME"
+check "guest destroy is safe to run twice" ./lab/guest.sh destroy "$NAME"
+check "network down succeeds" ./lab/net.sh down "$NS"
+check "network down is safe to run twice" ./lab/net.sh down "$NS"
+check "the guest's domain is gone" sh -c "! virsh -q -c qemu:///system domstate '$GUEST' >/dev/null 2>&1"
+check "the namespace is gone" sh -c "! ip netns list | grep -qw '$NS'"
+check "the guest's tap is gone (${tap:-none})" sh -c "test -n '$tap' && ! ip -o link show | grep -qE ': $tap[:@]'"
+check "its dnsmasq is gone" sh -c "! test -e '$RUN/$NS.dnsmasq.pid'"
+check "its disk image is gone (${disk:-none})" sh -c "test -n '$disk' && ! test -e '$disk'"
 finish
