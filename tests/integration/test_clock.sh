@@ -82,10 +82,20 @@ for _ in 1 2 3; do
 	on_exit stop "${HOG[-1]}"
 done
 
-cat >"$T/host.json" <<'J'
+# And a protected service that the loops delay: a CPU-bound copy of yes(1) whose run-queue
+# wait per time slice is several ms beside them. Host PSI cpu alone is not a steady signal
+# here: with the guest capped, the engine leaves out the quota's own part of "some", and
+# three loops on this host read only 46-55% "some" in one run.
+cp /usr/bin/yes "$T/bin/vmgclkvictim"
+"$T/bin/vmgclkvictim" >/dev/null &
+VICTIM=$!
+on_exit stop "$VICTIM"
+cat >"$T/host.json" <<J
 { "tick": "1s",
   "contention": { "psi_cpu_some": "0.01%" },
-  "damping": { "min_hold": "1s" } }
+  "damping": { "min_hold": "1s" },
+  "services": [ { "name": "clkvictim", "process": "vmgclkvictim", "exe": "$T/bin/vmgclkvictim",
+                  "uid": 0, "max_run_delay": "1ms" } ] }
 J
 cat >"$T/tenants/clk.json" <<J
 { "tenant": "clk",
