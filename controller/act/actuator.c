@@ -352,12 +352,15 @@ static int apply(struct vmg_actuator *a, const struct vmg_act_vm *vm, const char
                 return 0;
 
         const struct vmg_journal_entry *e = vmg_journal_find(a->journal, vm->uuid, &k);
-        if (e && vmg_journal_judge(e, live) != VMG_JV_RESTORE) {
+        enum vmg_journal_verdict v = e ? vmg_journal_judge(e, live) : VMG_JV_RESTORE;
+        if (v != VMG_JV_RESTORE) {
                 /* Someone changed the value while we held it: their value is the one to
-                 * put back when we let go. */
-                log_warning("actuator: VM %s (%s): %s %s is \"%s\", not the \"%s\" vmguard wrote; "
-                            "treating it as the new original", vm->name, vm->uuid, path, k.key,
-                            live, e->written);
+                 * put back when we let go. (Live already the original, e.g. after a release
+                 * written as a value: nothing to say, the entry is just stale.) */
+                if (v == VMG_JV_DRIFT)
+                        log_warning("actuator: VM %s (%s): %s %s is \"%s\", not the \"%s\" vmguard "
+                                    "wrote; treating it as the new original", vm->name, vm->uuid,
+                                    path, k.key, live, e->written);
                 int r = vmg_journal_drop(a->journal, vm->uuid, &k);
                 if (r < 0)
                         return r;
