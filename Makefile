@@ -111,6 +111,7 @@ install: $(PROGRAM_BINS)
 	if [ -d man ]; then install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5; \
 		for m in man/*.8; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/; done; \
 		for m in man/*.5; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/; done; true; fi
+	install -D -m 0644 systemd/50-vmguard.conf $(DESTDIR)$(PREFIX)/lib/sysctl.d/50-vmguard.conf
 	install -d $(DESTDIR)$(UNITDIR) && sed "s|/usr/local|$(PREFIX)|g" systemd/vmguardd.service >$(DESTDIR)$(UNITDIR)/vmguardd.service
 	install -d $(DESTDIR)$(PREFIX)/share/vmguard && cp -r monitoring policies/examples policies/vmguard-policy.schema.json $(DESTDIR)$(PREFIX)/share/vmguard/
 	if [ -f policies/examples/host.json ] && [ ! -e $(DESTDIR)$(SYSCONFDIR)/vmguard/host.json ]; then \

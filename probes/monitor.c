@@ -33,7 +33,7 @@ struct vmg_monitor {
 
         struct vmg_svc *svcs;
         size_t n_svcs;
-        bool delayacct;
+        uint64_t delayacct_since; /* VMG_DELAYACCT_OFF, 0, or when vmguard turned it on */
 
         /* Scratch for the one netlink read per tick that covers every guest's taps. */
         struct vmg_iface_counters *ifs;
@@ -60,8 +60,10 @@ int vmg_monitor_new(const struct vmg_monitor_paths *paths, struct vmg_monitor **
                 log_error_errno(r, "cannot open rtnetlink: %m");
                 goto fail;
         }
-        if (vmg_procfs_task_delayacct(m->proc, &m->delayacct) < 0)
-                m->delayacct = false;
+        bool delayacct = false;
+        if (vmg_procfs_task_delayacct(m->proc, &delayacct) < 0)
+                delayacct = false;
+        m->delayacct_since = delayacct ? 0 : VMG_DELAYACCT_OFF;
         *ret = m;
         return 0;
 fail:
@@ -351,7 +353,7 @@ static void sample_service(struct vmg_monitor *m, struct vmg_svc *s, uint64_t no
                         if (r < 0 && r != -ENOENT)
                                 log_debug_errno(r, "service %s: lookup of %s failed: %m", s->name, s->match);
                 }
-                r = vmg_service_read(m->proc, s->pids, s->n_pids, m->delayacct, &c);
+                r = vmg_service_read(m->proc, s->pids, s->n_pids, m->delayacct_since, &c);
                 c.ts_ns = now_ns;
                 /* A process of the service exited: look again at once, not in 10 s. */
                 if (r >= 0 && c.n_pids == s->n_pids && c.valid)
@@ -402,4 +404,8 @@ const char *vmg_vm_sources(const struct vmg_vm *vm, char *buf, size_t len) {
         snprintf(buf, len, "cpu=%s disk=%s net=%s", vmg_source_name(c->cpu_source),
                  vmg_source_name(vm->rates.disk_source), net);
         return buf;
+}
+
+void vmg_monitor_set_delayacct_since(struct vmg_monitor *m, uint64_t start_ticks) {
+        m->delayacct_since = start_ticks;
 }

@@ -41,6 +41,10 @@ struct vmg_monitor;
  * first context that failed (logged with its path). */
 int vmg_monitor_new(const struct vmg_monitor_paths *paths, struct vmg_monitor **ret);
 struct vmg_monitor *vmg_monitor_free(struct vmg_monitor *m);
+/* kernel.task_delayacct was turned on at start_ticks (clock ticks since boot, the unit of
+ * /proc/PID/stat field 22): services' processes older than that have no I/O-delay record
+ * (vmg_service_read()). */
+void vmg_monitor_set_delayacct_since(struct vmg_monitor *m, uint64_t start_ticks);
 
 /* Replaces the inventory with doms[0..n) (ownership of each domxml passes to the monitor,
  * also on error). Guests already known (same UUID and domain id) keep their handles and

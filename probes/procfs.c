@@ -258,7 +258,7 @@ int vmg_parse_pid_stat(const char *text, struct vmg_pid_stat *ret) {
                         st.state = *tok;
                         continue;
                 }
-                if (field != 14 && field != 15 && field != 42)
+                if (field != 14 && field != 15 && field != 22 && field != 42)
                         continue;
                 if (parse_u64(tok, &v, NULL) < 0)
                         return -EINVAL;
@@ -266,6 +266,8 @@ int vmg_parse_pid_stat(const char *text, struct vmg_pid_stat *ret) {
                         st.utime_ticks = v;
                 else if (field == 15)
                         st.stime_ticks = v;
+                else if (field == 22)
+                        st.start_ticks = v;
                 else {
                         st.blkio_ticks = v;
                         st.has_blkio = true;

@@ -37,6 +37,7 @@ struct vmg_pid_stat {
         char comm[64];
         char state;
         uint64_t utime_ticks, stime_ticks; /* USER_HZ */
+        uint64_t start_ticks;              /* field 22: start, clock ticks since boot */
         bool has_blkio;                    /* field 42 present */
         uint64_t blkio_ticks;              /* delayacct_blkio_ticks */
 };

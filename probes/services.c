@@ -219,7 +219,8 @@ int vmg_service_find(struct vmg_procfs *p, struct vmg_cgroup_ctx *c, const struc
 }
 
 /* Adds one process's threads. Returns 0, -ENOENT (process gone), -EINVAL. */
-static int read_one(struct vmg_procfs *p, pid_t pid, struct vmg_service_counters *acc) {
+static int read_one(struct vmg_procfs *p, pid_t pid, uint64_t delayacct_since, bool *unaccounted,
+                    struct vmg_service_counters *acc) {
         struct vmg_pid_stat st;
         _cleanup_free_ pid_t *tids = NULL;
         size_t n_tids = 0;
@@ -243,8 +244,11 @@ static int read_one(struct vmg_procfs *p, pid_t pid, struct vmg_service_counters
                 slices += ss.timeslices;
                 /* field 42 in /proc/PID/stat is the leader's alone */
                 r = vmg_procfs_pid_stat(p, pid, tids[i], &ts);
-                if (r == 0)
+                if (r == 0) {
                         blk += ts.blkio_ticks;
+                        if (delayacct_since != VMG_DELAYACCT_OFF && ts.start_ticks < delayacct_since)
+                                *unaccounted = true;
+                }
                 else if (r != -ENOENT)
                         return r;
         }
@@ -256,11 +260,12 @@ static int read_one(struct vmg_procfs *p, pid_t pid, struct vmg_service_counters
         return 0;
 }
 
-int vmg_service_read(struct vmg_procfs *p, const pid_t *pids, size_t n, bool delayacct,
+int vmg_service_read(struct vmg_procfs *p, const pid_t *pids, size_t n, uint64_t delayacct_since,
                      struct vmg_service_counters *ret) {
         struct vmg_service_counters acc = { .ts_ns = ret->ts_ns };
+        bool unaccounted = delayacct_since == VMG_DELAYACCT_OFF;
         for (size_t i = 0; i < n; i++) {
-                int r = read_one(p, pids[i], &acc);
+                int r = read_one(p, pids[i], delayacct_since, &unaccounted, &acc);
                 if (r == -ENOENT) {
                         log_debug("Service process %d in %s vanished", (int) pids[i], vmg_procfs_root(p));
                         continue;
@@ -269,7 +274,7 @@ int vmg_service_read(struct vmg_procfs *p, const pid_t *pids, size_t n, bool del
                         return r;
         }
         acc.valid = acc.n_pids > 0;
-        acc.blkio_delay_valid = acc.valid && delayacct;
+        acc.blkio_delay_valid = acc.valid && !unaccounted;
         if (!acc.blkio_delay_valid)
                 acc.blkio_delay_ns = 0;
         *ret = acc;

@@ -2,6 +2,7 @@
  * and uid, or by systemd unit and sum their CPU, run-queue wait and block-I/O delay over every thread.
  * The victims' side of contention: their waits tell whether a noisy guest hurts. */
 #pragma once
+#include <stdint.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -38,9 +39,15 @@ int vmg_service_pids_owned(struct vmg_procfs *p, const char *exe, uid_t uid, pid
 int vmg_service_find(struct vmg_procfs *p, struct vmg_cgroup_ctx *c, const struct vmg_service *svc,
                      bool live, pid_t **ret, size_t *n);
 
+/* kernel.task_delayacct off: no block-I/O delay at all. */
+#define VMG_DELAYACCT_OFF UINT64_MAX
+
 /* Sums utime+stime (process), and per thread schedstat wait/timeslices and stat field 42
- * into ret (ts_ns untouched). delayacct: kernel.task_delayacct, gives blkio_delay_valid.
+ * into ret (ts_ns untouched). delayacct_since: VMG_DELAYACCT_OFF, 0 when accounting is on
+ * for every process, or the time (clock ticks since boot, as stat field 22) it was turned
+ * on: the kernel gives a task its delay record at fork only while accounting is on, so a
+ * process started before reads 0 forever, and blkio_delay_valid is false when any is.
  * PIDs that exited meanwhile are skipped; ret->n_pids counts the ones read and ret->valid
  * is false when none was. Returns 0, -ENOMEM, -EINVAL on unparsable content. */
-int vmg_service_read(struct vmg_procfs *p, const pid_t *pids, size_t n, bool delayacct,
+int vmg_service_read(struct vmg_procfs *p, const pid_t *pids, size_t n, uint64_t delayacct_since,
                      struct vmg_service_counters *ret);

@@ -48,6 +48,7 @@ struct vmg_manager {
         struct vmg_shaper *shaper;
         struct vmg_svcprio *svcprio; /* NULL: services' CPU share left alone */
         struct vmg_sysctl *sysctl;   /* NULL: dry run, or no <proc_root>/sys */
+        uint64_t delayacct_since;     /* clock ticks since boot when vmguard turned it on, or 0 */
         int host_lock_fd, state_lock_fd; /* -1: not held (dry run) */
         struct vmg_engine_state *engine;
         struct vmg_prober **probers; /* parallel to policy->host.services; NULL entries */
@@ -105,6 +106,20 @@ static void delayacct_enable(struct vmg_manager *m) {
         int r = vmg_sysctl_set(m->sysctl, "kernel/task_delayacct", "1");
         if (r < 0 && r != -ENOENT) /* -ENOENT: older kernels account always, no switch */
                 log_warning_errno(r, "services' block-I/O delay stays unknown: %m");
+        if (r != 1)
+                return;
+        /* The kernel gives a task its delay record at fork, and only while accounting is
+         * on: a dnsmasq started before this moment reads 0 I/O delay however long it waits
+         * (seen in the lab: 0% while its DNS answers took 2 s behind a lease fsync). So
+         * those processes are marked unaccounted, and the admin is told how to fix it. */
+        struct timespec ts;
+        clock_gettime(CLOCK_BOOTTIME, &ts);
+        long hz = sysconf(_SC_CLK_TCK);
+        m->delayacct_since = (uint64_t) ts.tv_sec * (uint64_t) (hz > 0 ? hz : 100) +
+                             (uint64_t) ts.tv_nsec / (1000000000ull / (uint64_t) (hz > 0 ? hz : 100));
+        log_warning("turned kernel.task_delayacct on (it was 0): the I/O wait of services started "
+                    "before now is not counted until they restart; set it at boot "
+                    "(kernel.task_delayacct = 1 in /etc/sysctl.d, or the kernel's delayacct option)");
 }
 
 static void probers_free(struct vmg_prober **probers, size_t n) {
@@ -139,7 +154,7 @@ static int probers_new(const struct vmg_manager *m, const struct vmg_policy *p,
 /* Puts back every value in the journal and the services' cgroups. Needs neither the policy
  * nor libvirt's listing (block I/O tune talks to libvirt on its worker, bounded by its
  * timeout), so it runs first at start. */
-static int restore_journaled(struct vmg_manager *m, const char *why) {
+static int restore_journaled(struct vmg_manager *m, const char *why, bool keep_switches) {
         int r, ret = 0;
         r = vmg_act_restore_all(m->act);
         if (r < 0) {
@@ -156,7 +171,12 @@ static int restore_journaled(struct vmg_manager *m, const char *why) {
                 } else if (r > 0)
                         log_notice("%s: restored %d block I/O tune value(s)", why, r);
         }
-        if (m->sysctl) {
+        /* At start the host switches (kernel.task_delayacct) stay as a killed vmguard left
+         * them, journaled: the daemon sets them again right after, and turning delay
+         * accounting off and on would make every process that started meanwhile look
+         * unaccounted (see delayacct_enable()). A start that fails restores them in
+         * vmg_manager_free(). */
+        if (m->sysctl && !keep_switches) {
                 r = vmg_sysctl_restore_all(m->sysctl);
                 if (r < 0 && !ret)
                         ret = r;
@@ -177,7 +197,7 @@ static void unshape_listed(struct vmg_manager *m) {
 }
 
 static int restore_everything(struct vmg_manager *m, const char *why) {
-        int r = restore_journaled(m, why);
+        int r = restore_journaled(m, why, false);
         unshape_listed(m);
         m->applied.n = 0;
         return r;
@@ -277,7 +297,7 @@ static int open_levers_and_restore(struct vmg_manager *m, struct vmg_actuator_co
                         return r;
         }
         /* A previous vmguard that crashed or was SIGKILLed may have left limits behind. */
-        (void) restore_journaled(m, "start-up reconcile");
+        (void) restore_journaled(m, "start-up reconcile", true);
         /* Never change a value we could not put back (restoring works from a read-only
          * journal; recording does not). */
         r = vmg_journal_check_writable(m->journal);
@@ -348,6 +368,8 @@ int vmg_manager_new(const struct vmg_manager_config *cfg, struct vmg_manager **r
         r = vmg_monitor_new(&paths, &m->mon);
         if (r < 0)
                 goto fail;
+        if (m->delayacct_since)
+                vmg_monitor_set_delayacct_since(m->mon, m->delayacct_since);
         r = vmg_monitor_set_services(m->mon, m->policy->host.services, m->policy->host.n_services);
         if (r < 0)
                 goto fail;

@@ -128,11 +128,13 @@ d_setup() {
 		D_SLOWDISK_UP=1
 		export VMG_LAB_DISKS=$mnt/disks VMG_LAB_LEASE_DIR=$mnt/leases
 	fi
-	d_lab net.sh up "$D_NS" || return 1
-	# Phases 1 and 2 report dnsmasq's block-I/O delay too, which needs the delay accounting
-	# the guard daemon turns on; put the original back at the end.
+	# dnsmasq's block-I/O delay needs delay accounting on BEFORE dnsmasq starts: the kernel
+	# gives a task its delay record at fork only while it is on (a dnsmasq started with it
+	# off read 0% I/O wait while its DNS answers took 2 s). As on a host that sets
+	# kernel.task_delayacct=1 at boot; the original goes back at the end.
 	D_DELAYACCT_ORIG=$(cat /proc/sys/kernel/task_delayacct 2>/dev/null || true)
 	[ -n "$D_DELAYACCT_ORIG" ] && echo 1 >/proc/sys/kernel/task_delayacct
+	d_lab net.sh up "$D_NS" || return 1
 	D_GUESTS+=(victim)
 	d_lab guest.sh create "$D_PREFIX-victim" victim --tenant victim >/dev/null || return 1
 	d_tail "$VMG_LAB_RUN_DIR/$(d_dom victim).console" "$D_OUT/victim.log"

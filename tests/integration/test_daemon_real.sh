@@ -29,6 +29,10 @@ on_exit ./lab/slowdisk.sh down
 on_exit ./lab/guest.sh destroy "$GCPU"
 on_exit ./lab/guest.sh destroy "$GDISK"
 on_exit ./lab/net.sh down "$VMG_LAB_NS"
+# The fsync victim's I/O wait is only counted with delay accounting on when it starts (the
+# kernel gives a task its delay record at fork), as on a host that sets it at boot.
+delayacct_host=$(cat /proc/sys/kernel/task_delayacct)
+on_exit sh -c "echo $delayacct_host >/proc/sys/kernel/task_delayacct"
 need_libvirtd
 need_lab_image
 
@@ -186,6 +190,7 @@ slow=$(./lab/slowdisk.sh up)
 check "lab slow disk up ($slow)" test -d "$slow/disks"
 export VMG_LAB_DISKS=$slow/disks
 victim_file=$slow/vmgd-victim-$$
+echo 1 >/proc/sys/kernel/task_delayacct
 "${BUILD:-build}/tests/tools/vmgfsyncvictim" "$victim_file" 300 &
 vpid=$!
 on_exit rm -f "$victim_file"

@@ -28,6 +28,7 @@ has() { # MODE-PREFIX PATH: PATH is in the package, its mode starts with MODE-PR
 check "vmguardd in /usr/sbin, executable" has -rwxr-xr-x /usr/sbin/vmguardd
 check "vmguard in /usr/bin, executable" has -rwxr-xr-x /usr/bin/vmguard
 check "check_vmguard in the Nagios plugin directory" has -rwxr-xr-x /usr/lib/nagios/plugins/check_vmguard
+check "delay accounting on at boot (sysctl.d)" has -rw-r--r-- /usr/lib/sysctl.d/50-vmguard.conf
 check "the unit in /lib/systemd/system" has -rw-r--r-- /lib/systemd/system/vmguardd.service
 for m in man8/vmguardd.8 man8/vmguard.8 man8/check_vmguard.8 man5/vmguard-policy.5; do
 	check "man page $m" has -rw-r--r-- "/usr/share/man/$m.gz"

@@ -70,7 +70,7 @@ static void test_by_comm_and_read(void) {
 
         T_CASE("sum over processes and threads, delayacct on");
         pid_t want[] = { 101, 102 };
-        CHECK_INT(vmg_service_read(p, want, 2, true, &c), 0);
+        CHECK_INT(vmg_service_read(p, want, 2, 0, &c), 0);
         CHECK(c.valid);
         CHECK_INT(c.n_pids, 2);
         CHECK_U64(c.ts_ns, 77);
@@ -82,9 +82,19 @@ static void test_by_comm_and_read(void) {
         CHECK(c.blkio_delay_valid);
         CHECK_U64(c.blkio_delay_ns, vmg_procfs_ticks_to_ns(3 + 2 + 57));
 
+        T_CASE("delayacct turned on after a service process started: its I/O wait is unknown");
+        /* field 22: pid 101's threads started at tick 29925, pid 102 at tick 18 */
+        CHECK_INT(vmg_service_read(p, want, 2, 20000, &c), 0);
+        CHECK(c.valid);
+        CHECK(!c.blkio_delay_valid);
+        CHECK_U64(c.blkio_delay_ns, 0);
+        CHECK_INT(vmg_service_read(p, want, 2, 10, &c), 0);
+        CHECK(c.blkio_delay_valid);
+        CHECK_U64(c.blkio_delay_ns, vmg_procfs_ticks_to_ns(3 + 2 + 57));
+
         T_CASE("delayacct off, a pid vanished");
         pid_t some[] = { 101, 4444 };
-        CHECK_INT(vmg_service_read(p, some, 2, false, &c), 0);
+        CHECK_INT(vmg_service_read(p, some, 2, VMG_DELAYACCT_OFF, &c), 0);
         CHECK(c.valid);
         CHECK_INT(c.n_pids, 1);
         CHECK(!c.blkio_delay_valid);
@@ -92,13 +102,13 @@ static void test_by_comm_and_read(void) {
 
         T_CASE("all gone");
         pid_t gone[] = { 4444 };
-        CHECK_INT(vmg_service_read(p, gone, 1, true, &c), 0);
+        CHECK_INT(vmg_service_read(p, gone, 1, 0, &c), 0);
         CHECK(!c.valid);
         CHECK_INT(c.n_pids, 0);
 
         T_CASE("unparsable schedstat");
         fx_write(tmp, "proc/102/task/102/schedstat", "garbage\n");
-        CHECK_INT(vmg_service_read(p, want, 2, true, &c), -EINVAL);
+        CHECK_INT(vmg_service_read(p, want, 2, 0, &c), -EINVAL);
         vmg_procfs_free(p);
         fx_rmtree(tmp, "");
 }
@@ -243,7 +253,7 @@ static void test_live(void) {
         CHECK(found_a);
         CHECK(found_b);
         T_CASE("live: our own counters");
-        CHECK_INT(vmg_service_read(p, &self, 1, false, &c), 0);
+        CHECK_INT(vmg_service_read(p, &self, 1, VMG_DELAYACCT_OFF, &c), 0);
         CHECK(c.valid && c.n_pids == 1 && c.nr_timeslices > 0);
         free(a);
         free(b);
