@@ -34,7 +34,7 @@ fuzz_srcs_cgroup_files := probes/cgroup.c probes/procfs.c
 fuzz_srcs_mountinfo := probes/cgroup.c probes/procfs.c
 fuzz_srcs_domxml := probes/domxml.c
 fuzz_srcs_journal := controller/act/journal.c
-fuzz_srcs_names := controller/engine/engine.c controller/engine/service_health.c \
+fuzz_srcs_names := controller/engine/engine.c controller/engine/service_health.c policies/resources.c \
 	controller/daemon/metrics.c
 
 # Module objects: instrumented for coverage, no libFuzzer main.

@@ -8,7 +8,7 @@
 # unshaped and shaped at 10 Mbit/s (must land within 30%), checks idempotency (a repeated
 # set sends nothing to the kernel), in-place rate change, refusal to replace an admin's
 # qdiscs or a foreign device holding the ifb name, and that clear leaves no trace.
-# If lab/guest.sh exists and a lab guest's tap is up in netns vmglab, shapes it too.
+# Then shapes the tap of a real lab guest it boots itself (lab/guest.sh, its own namespace).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/integration/prepare.sh
@@ -103,23 +103,26 @@ check "guest receive stays unshaped (${u_rx:-?} >= $((3 * LIMIT)))" above "${u_r
 # --- idempotency: a repeated set writes nothing ---
 sent1=$(tbf_sent vgi-vsh0)
 # tc monitor must be seen listening before, and caught up after, the repeat set, or an empty
-# file would pass on a monitor that never saw anything: a qdisc added and deleted on a dummy
+# file would pass on a monitor that never saw anything: a qdisc added and deleted on a spare
 # device marks both ends, and only the marks may appear between them.
-ip -n "$H" link add vshmark type dummy
-hx tc monitor >"$tmp/monitor" 2>&1 &
+# An ifb, not a dummy: this kernel has no dummy device type (no modules to load).
+ip -n "$H" link add vshmark type ifb
+# Line-buffered: into a file tc monitor writes in 4 KiB blocks, so the old 0.3 s capture was
+# empty whatever happened.
+hx stdbuf -oL tc monitor >"$tmp/monitor" 2>&1 &
 mp=$!
 bg+=("$mp")
 wait_in_monitor() { # PATTERN
 	local i
-	for i in $(seq 100); do grep -q "$1" "$tmp/monitor" && return 0; sleep 0.05; done
+	for i in $(seq 40); do grep -q "$1" "$tmp/monitor" && return 0; sleep 0.05; done
 	return 1
 }
 marked=0
-for i in $(seq 40); do
+for i in $(seq 10); do
 	hx tc qdisc replace dev vshmark root handle 1: pfifo limit $((100 + i))
 	if wait_in_monitor "vshmark"; then marked=1; break; fi
 done
-check "tc monitor seen listening (a qdisc on a dummy device showed up)" [ $marked = 1 ]
+check "tc monitor seen listening (a qdisc on a spare device showed up)" [ $marked = 1 ]
 check "repeat set with the same rate" tool set vsh0 ${LIMIT}e6 0
 hx tc qdisc del dev vshmark root
 check "tc monitor caught up (the closing mark showed up)" wait_in_monitor "^deleted.*vshmark"
@@ -207,29 +210,29 @@ check "clear after the tap vanished" tool clear vshtap1
 check "its ifb is gone" bash -c "! ip -n $H link show vgi-vshtap1 >/dev/null 2>&1"
 check "nothing of vmguard's left in the namespace" no_trace
 
-# --- a real lab guest (lab/guest.sh, taps in netns vmglab), when one is up ---
-# Only a guest nobody is shaping: a running vmguard demo's limits are not this test's to clear.
-if [ -e lab/guest.sh ]; then
-        lab_ns=${VMG_LAB_NETNS:-vmglab}
-        lab_tap=$(ip -n "$lab_ns" -o link show type tun 2>/dev/null | awk -F': ' 'NR == 1 { sub(/@.*/, "", $2); print $2 }')
-        lab_state=""
-        [ -n "$lab_tap" ] && lab_state=$("$TOOL" -n "$lab_ns" get "$lab_tap" 2>/dev/null)
-        if [ -z "$lab_tap" ]; then
-                echo "note: lab/guest.sh exists but no guest tap is up in netns $lab_ns; lab guest not shaped"
-        elif ! grep -qx 'guest_tx_bps=0' <<<"$lab_state" || ! grep -qx 'guest_rx_bps=0' <<<"$lab_state" ||
-                ! grep -qx 'ifb_present=0' <<<"$lab_state"; then
-                echo "note: lab guest tap $lab_ns/$lab_tap is already shaped by someone; left alone"
-        elif grep -qx 'foreign_root=1' <<<"$lab_state" || grep -qx 'foreign_ingress=1' <<<"$lab_state"; then
-                echo "note: lab guest tap $lab_ns/$lab_tap has an admin's qdisc; left alone"
-        else
-                check "lab guest tap $lab_ns/$lab_tap: set both directions" "$TOOL" -n "$lab_ns" set "$lab_tap" ${LIMIT}e6 ${LIMIT}e6
-                lab_state=$("$TOOL" -n "$lab_ns" get "$lab_tap")
-                check "lab guest tap: get reports both" bash -c "grep -qx 'guest_tx_bps=${LIMIT}000000' <<<'$lab_state' && grep -qx 'guest_rx_bps=${LIMIT}000000' <<<'$lab_state'"
-                ip netns exec "$lab_ns" tc qdisc show dev "$lab_tap" | sed 's/^/    /'
-                check "lab guest tap: clear" "$TOOL" -n "$lab_ns" clear "$lab_tap"
-                check "lab guest tap: no trace" bash -c "! ip netns exec $lab_ns tc qdisc show dev $lab_tap | grep -q -e ' 7667:' -e '^qdisc ingress' && ! ip -n $lab_ns link show vgi-$lab_tap >/dev/null 2>&1"
-        fi
+# --- a real lab guest's tap: this test's own guest in its own namespace ---
+# (Not whatever guest happens to be up: the test must not depend on, or clear, anyone's.)
+lab_ns=vmgsh$$
+lab_guest=shape$$
+lab_cleanup() {
+        VMG_LAB_NS=$lab_ns lab/guest.sh destroy "$lab_guest" >/dev/null 2>&1
+        lab/net.sh down "$lab_ns" >/dev/null 2>&1
+}
+trap 'lab_cleanup; cleanup' EXIT
+check "libvirtd answers (lab/libvirtd.sh start)" lab/libvirtd.sh start
+check "lab network $lab_ns up" lab/net.sh up "$lab_ns"
+check "own lab guest vmg-$lab_guest created with a NIC" env VMG_LAB_NS="$lab_ns" lab/guest.sh create "$lab_guest" idle --nic --tenant shapetest
+lab_tap=$(VMG_LAB_NS=$lab_ns lab/guest.sh info "$lab_guest" | sed -n 's/^tap=//p')
+check "its tap is in $lab_ns (${lab_tap:-none})" bash -c "test -n '$lab_tap' && ip -n $lab_ns link show '$lab_tap' >/dev/null 2>&1"
+if [ -n "$lab_tap" ]; then
+        check "lab guest tap $lab_ns/$lab_tap: set both directions" "$TOOL" -n "$lab_ns" set "$lab_tap" ${LIMIT}e6 ${LIMIT}e6
+        lab_state=$("$TOOL" -n "$lab_ns" get "$lab_tap")
+        check "lab guest tap: get reports both" bash -c "grep -qx 'guest_tx_bps=${LIMIT}000000' <<<'$lab_state' && grep -qx 'guest_rx_bps=${LIMIT}000000' <<<'$lab_state'"
+        ip netns exec "$lab_ns" tc qdisc show dev "$lab_tap" | sed 's/^/    /'
+        check "lab guest tap: clear" "$TOOL" -n "$lab_ns" clear "$lab_tap"
+        check "lab guest tap: no trace" bash -c "! ip netns exec $lab_ns tc qdisc show dev $lab_tap | grep -q -e ' 7667:' -e '^qdisc ingress' && ! ip -n $lab_ns link show vgi-$lab_tap >/dev/null 2>&1"
 fi
+lab_cleanup
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
