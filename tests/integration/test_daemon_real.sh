@@ -161,6 +161,11 @@ for i in $(seq 1 300); do
 done
 check "released to the original quota after the noise stopped" test -n "$released"
 check "release logged" grep -q 'release cpu' "$tmp/daemon.log"
+if [ -z "$released" ]; then
+	echo "# why not: host $(jq -c '.host' "$tmp/state/status.json")"
+	jq -c --arg n "vmg-$GCPU" '.vms[] | select(.name == $n) | {usage, resources}' "$tmp/state/status.json" | sed 's/^/# /'
+	tail -n 8 "$tmp/daemon.log" | sed 's/^/#   /'
+fi
 
 # --- 3. a bad policy on SIGHUP keeps the old one ------------------------------------------
 cp "$tmp/tenants/$TEN.json" "$tmp/tenant.good"
