@@ -252,16 +252,12 @@ static const char *vm_label(const struct vmg_engine_vm *vm) {
  * is taken: a vCPU held by its own quota cannot run sooner whatever a neighbour does, so a
  * wait counted as the quota's is at worst harm no throttle of a neighbour would undo. 0 when
  * the figure is missing or not a number. */
-static double quota_throttled(const struct vmg_engine_vm *vm) {
+static double quota_wait(const struct vmg_engine_vm *vm) {
         const struct vmg_vm_rates *rt = &vm->rates;
 
         if (vm->unsampled || !rt->cpu_valid || rt->reset || !finite_nonneg(rt->cpu_throttled_time_frac))
                 return 0;
-        return rt->cpu_throttled_time_frac;
-}
-
-static double quota_wait(const struct vmg_engine_vm *vm) {
-        return fmin(quota_throttled(vm), 1);
+        return fmin(rt->cpu_throttled_time_frac, 1);
 }
 
 /* Collects every contention signal of this tick. Returns the number written to sig (sized
@@ -332,16 +328,10 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                  * three busy loops gave PSI cpu some 46-55% while a guest capped at 0.05 core
                  * stalled ~95% on its quota, and the capped guest was released under load
                  * (test_clock.sh). Unknown CPU count: the largest stall, as before. */
-                /* The kernel's throttled time sums a guest's vCPUs (two capped loops: 2.58 s
-                 * in 2 s), and each of them stalls its own CPU: the sum, not capped at one
-                 * second per second, is what can stall up to that many CPUs. A 2-vCPU guest
-                 * capped at 0.1 core kept host "some" near 100% on this 2-core host; with its
-                 * stall capped at 1 s/s it stayed "contended" and was never released
-                 * (test_daemon_real.sh). */
                 double quota_stall = 0, quota_stall_sum = 0;
                 for (size_t i = 0; i < in->n_vms; i++) {
                         quota_stall = fmax(quota_stall, quota_wait(&in->vms[i]));
-                        quota_stall_sum += in->host.n_cpus > 0 ? fmin(quota_throttled(&in->vms[i]), in->host.n_cpus) : 0;
+                        quota_stall_sum += quota_wait(&in->vms[i]);
                 }
                 if (in->host.n_cpus > 0)
                         quota_stall = fmin(quota_stall_sum / in->host.n_cpus, 1);

@@ -77,7 +77,7 @@ agree_log() {
 }
 agree_log >"$tmp/agree.log" 2>/dev/null &
 apid=$!
-on_exit sh -c "kill $apid 2>/dev/null; true"
+on_exit kill "$apid"
 
 both=
 for i in $(seq 1 300); do
