@@ -201,10 +201,6 @@ int vmg_procfs_read_host(struct vmg_procfs *p, struct vmg_host_counters *ret) {
         ret->psi_io = psi[PSI_IO];
         ret->psi_mem = psi[PSI_MEM];
         ret->stat_valid = true;
-        ret->n_cpus = 0;
-        for (const char *l = strstr(buf, "\ncpu"); l; l = strstr(l + 1, "\ncpu"))
-                if (l[4] >= '0' && l[4] <= '9')
-                        ret->n_cpus++;
         ret->user = v[0];
         ret->nice = v[1];
         ret->system = v[2];

@@ -210,7 +210,6 @@ int vmg_host_rates_compute(const struct vmg_host_counters *prev,
                 /* proc(5): iowait can decrease; treat that as no iowait, not a reset. */
                 double iow = (double) delta(prev->iowait, cur->iowait, &iow_back);
                 double total = busy + idle + iow;
-                r.n_cpus = cur->n_cpus;
                 if (!back && total > 0) {
                         r.stat_valid = true;
                         r.cpu_busy_frac = busy / total;

@@ -118,9 +118,6 @@ struct vmg_host_counters {
         /* /proc/stat "cpu" line, in USER_HZ ticks */
         bool stat_valid;
         uint64_t user, nice, system, idle, iowait, irq, softirq, steal;
-        /* "cpuN" lines seen in /proc/stat (0: unknown); a lower bound when the read buffer
-         * ends first on a host with many CPUs. */
-        unsigned n_cpus;
 };
 
 struct vmg_host_rates {
@@ -129,7 +126,6 @@ struct vmg_host_rates {
         double psi_cpu_some, psi_io_some, psi_io_full, psi_mem_some; /* fractions 0..1 */
         bool stat_valid;
         double cpu_busy_frac, iowait_frac;                           /* of all CPUs */
-        unsigned n_cpus; /* of the latest sample; 0: unknown */
 };
 
 /* One protected host service (dnsmasq, unbound, ...), summed over its processes/threads. */

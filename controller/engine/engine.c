@@ -320,21 +320,11 @@ static size_t judge_contention(const struct vmg_policy *p, const struct vmg_engi
                 }
                 /* A task held back by a CFS quota counts as stalled in the host's PSI cpu, so
                  * a guest vmguard (or anyone) caps would keep the host "contended" by its cap
-                 * alone and never be released. The kernel's host-wide "some" is each CPU's
-                 * stalled time weighted by its share of the non-idle time (kernel/sched/psi.c),
-                 * so one capped vCPU stalls at most 1/n_cpus of it: the quota-made part is at
-                 * most the guests' summed quota stall / n_cpus, and that is left out. Taking a
-                 * whole guest's stall off instead hid real contention: on this 2-core host,
-                 * three busy loops gave PSI cpu some 46-55% while a guest capped at 0.05 core
-                 * stalled ~95% on its quota, and the capped guest was released under load
-                 * (test_clock.sh). Unknown CPU count: the largest stall, as before. */
-                double quota_stall = 0, quota_stall_sum = 0;
-                for (size_t i = 0; i < in->n_vms; i++) {
+                 * alone and never be released. The largest quota stall of any guest is left
+                 * out: a lower bound of the quota-made part of "some". */
+                double quota_stall = 0;
+                for (size_t i = 0; i < in->n_vms; i++)
                         quota_stall = fmax(quota_stall, quota_wait(&in->vms[i]));
-                        quota_stall_sum += quota_wait(&in->vms[i]);
-                }
-                if (in->host.n_cpus > 0)
-                        quota_stall = fmin(quota_stall_sum / in->host.n_cpus, 1);
                 double psi_cpu = in->host.psi_cpu_some - quota_stall;
                 if (h->psi_cpu_some > 0 && finite_nonneg(in->host.psi_cpu_some) && psi_cpu > h->psi_cpu_some) {
                         if (quota_stall > 0)

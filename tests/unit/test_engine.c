@@ -17,6 +17,7 @@
 #include "common/utf8.h"
 #include "tests/fixtures/cap_policy.h"
 #include "controller/engine/engine.h"
+#include "policies/resources.h"
 #include "tests/harness.h"
 #include "tests/unit/test_engine_oracle.h"
 
@@ -25,15 +26,6 @@
 #define MAX_VMS 16
 #define MAX_BLOCK_ACTIONS 512
 
-static const char *const res_keys[VMG_RES_COUNT] = {
-        [VMG_RES_CPU] = "cpu",
-        [VMG_RES_DISK_READ_BPS] = "disk_read",
-        [VMG_RES_DISK_WRITE_BPS] = "disk_write",
-        [VMG_RES_DISK_READ_IOPS] = "disk_read_iops",
-        [VMG_RES_DISK_WRITE_IOPS] = "disk_write_iops",
-        [VMG_RES_NET_RX_BPS] = "net_rx",
-        [VMG_RES_NET_TX_BPS] = "net_tx",
-};
 
 struct tvm {
         char name[64], uuid[VMG_UUID_LEN + 1];
@@ -74,10 +66,8 @@ struct trace {
 };
 
 static int parse_res(const char *s) {
-        for (int r = 0; r < VMG_RES_COUNT; r++)
-                if (strcmp(s, res_keys[r]) == 0)
-                        return r;
-        return -1;
+        enum vmg_resource r = vmg_resource_from_name(s);
+        return r == VMG_RES_COUNT ? -1 : (int) r;
 }
 
 /* "40M", "1.5k", "0.2", "nan": decimal multipliers, as traces write rates. */
@@ -352,7 +342,7 @@ static void check_invariants(struct trace *t, const struct vmg_engine_state *pre
                         continue;
                 const struct vmg_rule *ru = &t->pol.tenants[vm->tenant].rules[a[i].resource];
                 CHECK_MSG(ru->cap > 0 || ru->noisy, "%s: %s: action on %s which its tenant has no rule for",
-                          t->where, vm->name, res_keys[a[i].resource]);
+                          t->where, vm->name, vmg_resource_name(a[i].resource));
                 if (ru->cap > 0)
                         CHECK_MSG(a[i].new_limit > 0 && a[i].new_limit <= ru->cap * (1 + 1e-9),
                                   "%s: %s: limit %g beyond cap %g", t->where, vm->name, a[i].new_limit, ru->cap);
@@ -362,7 +352,7 @@ static void check_invariants(struct trace *t, const struct vmg_engine_state *pre
                 if (a[i].kind == VMG_ACT_THROTTLE || a[i].kind == VMG_ACT_TIGHTEN)
                         CHECK_MSG(oracle_contended(&t->pol, in, vi, (int) a[i].resource),
                                   "%s: %s %s %s without harm a limit on it can undo", t->where,
-                                  vmg_action_kind_name(a[i].kind), vm->name, res_keys[a[i].resource]);
+                                  vmg_action_kind_name(a[i].kind), vm->name, vmg_resource_name(a[i].resource));
                 struct vmg_engine_limit_info before, after;
                 if (vmg_engine_query(prev, vm->uuid, a[i].resource, &before) == 0)
                         CHECK_MSG(before.limit == a[i].old_limit, "%s: old_limit %g, state had %g",
@@ -422,7 +412,7 @@ static void close_block(struct trace *t) {
                 if (t->n_expects > 0)
                         CHECK_MSG(t->acts[i].matched, "%s: unexpected action at %.3fs: %s %s %s -> %g: %s",
                                   t->block_where, t->acts[i].at / 1e9, vmg_action_kind_name(t->acts[i].a.kind),
-                                  t->acts[i].a.vm, res_keys[t->acts[i].a.resource],
+                                  t->acts[i].a.vm, vmg_resource_name(t->acts[i].a.resource),
                                   t->acts[i].a.new_limit, t->acts[i].a.reason);
         t->n_acts = 0;
 }

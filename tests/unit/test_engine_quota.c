@@ -7,7 +7,7 @@
 #include "controller/engine/engine.h"
 #include "tests/harness.h"
 
-static bool contended_on(unsigned n_cpus, double psi_cpu, double quota_stall, const char **why) {
+static bool contended(double psi_cpu, double quota_stall, const char **why) {
         struct vmg_policy p = { .host = { .psi_cpu_some = 0.15, .min_hold_ns = 1, .step_down = 0.5,
                                           .step_up = 2 } };
         struct vmg_engine_vm vm = {
@@ -17,7 +17,7 @@ static bool contended_on(unsigned n_cpus, double psi_cpu, double quota_stall, co
         };
         struct vmg_engine_input in = {
                 .now_ns = 1000000000ull,
-                .host = { .interval_s = 1, .psi_valid = true, .psi_cpu_some = psi_cpu, .n_cpus = n_cpus },
+                .host = { .interval_s = 1, .psi_valid = true, .psi_cpu_some = psi_cpu },
                 .vms = &vm, .n_vms = 1,
         };
         struct vmg_engine_state *st = NULL;
@@ -35,11 +35,6 @@ static bool contended_on(unsigned n_cpus, double psi_cpu, double quota_stall, co
         return c;
 }
 
-/* CPU count unknown (0): the whole stall is taken off, the most cautious reading. */
-static bool contended(double psi_cpu, double quota_stall, const char **why) {
-        return contended_on(0, psi_cpu, quota_stall, why);
-}
-
 int main(void) {
         const char *why;
         T_CASE("no quota: PSI over the threshold is contention");
@@ -51,14 +46,6 @@ int main(void) {
         T_CASE("more stall than the quota explains: contention, said so");
         CHECK(contended(0.95, 0.5, &why));
         CHECK_CONTAINS(why, "beyond CFS quotas' own stall");
-        T_CASE("2 CPUs: a capped vCPU stalls at most half of host-wide some");
-        /* The measurement above: capped alone, 51% some with a 90% quota stall: its own. */
-        CHECK(!contended_on(2, 0.51, 0.9, &why));
-        /* Host load beside a guest capped at 0.05 core (95% stall): 70% some is
-         * 70 - 95 / 2 = 22.5% beyond the quota's part, over the 15% threshold. */
-        CHECK(contended_on(2, 0.70, 0.95, &why));
-        CHECK_CONTAINS(why, "beyond CFS quotas' own stall");
-        CHECK(!contended(0.70, 0.95, &why)); /* the old reading hid it */
         T_CASE("nonsense quota figures are ignored, not trusted");
         CHECK(contended(0.51, -1, &why));
         return t_summary();
