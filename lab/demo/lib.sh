@@ -28,7 +28,9 @@ case $BUILD in /*) D_BIN=$BUILD ;; *) D_BIN=$D_ROOT/$BUILD ;; esac
 : "${D_CALM_S:=20}"
 : "${D_NOISE_S:=30}"
 : "${D_GUARD_S:=45}"
-: "${D_RELEASE_TIMEOUT_S:=60}"
+# calm_for is 60 s of no harm; a write-back guest paused at the noise stop flushes its dirty
+# pages first (harm for a few more seconds), so releases came 61-62 s after the stop.
+: "${D_RELEASE_TIMEOUT_S:=90}"
 : "${D_URI:=qemu:///system}"
 export VMG_LAB_NS=$D_NS
 

@@ -28,7 +28,7 @@ for b in vmguardd vmguard; do
 done
 
 export D_NS=vmge2e D_PREFIX=e2e
-: "${D_CALM_S:=12}" "${D_NOISE_S:=20}" "${D_GUARD_S:=40}" "${D_RELEASE_TIMEOUT_S:=60}"
+: "${D_CALM_S:=12}" "${D_NOISE_S:=20}" "${D_GUARD_S:=40}" "${D_RELEASE_TIMEOUT_S:=90}"
 export D_CALM_S D_NOISE_S D_GUARD_S D_RELEASE_TIMEOUT_S
 D_OUT=$(mktemp -d /tmp/vmg-e2e.XXXXXX)
 . ./lab/demo/lib.sh
